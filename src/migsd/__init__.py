@@ -1,0 +1,33 @@
+"""migsd: a system-dynamics model of global migration governance.
+
+The equations live in ``models/migsd.mdl``; this package loads and runs it,
+applies scenarios and parameters, and returns xarray Datasets.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import DataError, MigsdError, ModelError, ScenarioError
+from .indicators import add_indicators, yield_year
+from .model import Model, load_model
+from .outputs import open_results, to_netcdf
+from .runs import run_scenarios
+from .scenarios import Scenario, list_scenarios, read_scenario
+from .units import ureg
+
+__all__ = [
+    "DataError",
+    "MigsdError",
+    "Model",
+    "ModelError",
+    "Scenario",
+    "ScenarioError",
+    "add_indicators",
+    "list_scenarios",
+    "load_model",
+    "open_results",
+    "read_scenario",
+    "run_scenarios",
+    "to_netcdf",
+    "ureg",
+    "yield_year",
+]

@@ -1,0 +1,188 @@
+"""The ``migsd`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from .errors import MigsdError
+
+
+def _parse_set(text: str):
+    if "=" not in text:
+        raise MigsdError(f"--set '{text}': write NAME=VALUE, e.g. --set 'IOM funding=1e9'")
+    name, value = text.split("=", 1)
+    try:
+        number = float(value)
+    except ValueError as error:
+        raise MigsdError(f"--set '{text}': '{value}' is not a number") from error
+    return name.strip(), number
+
+
+def _cmd_run(args) -> int:
+    from .indicators import YIELD_VARIABLE
+    from .model import load_model
+    from .outputs import to_netcdf
+    from .runs import run_scenarios
+
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise MigsdError(f"{args.out} exists; add --overwrite to replace it")
+    model = load_model(args.model)
+    params = dict(_parse_set(item) for item in args.set or [])
+    options = {"params": params}
+    for key in ("final_time", "time_step"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    dataset = run_scenarios(args.scenario or ["status_quo"], model, progress=not args.quiet, **options)
+    for scenario in dataset["scenario"].values:
+        year = float(dataset[YIELD_VARIABLE].sel(scenario=scenario))
+        title = str(dataset["scenario_title"].sel(scenario=scenario).values)
+        shown = "never (within the run)" if math.isnan(year) else f"{year:.0f}"
+        print(f"{scenario}: Northern restrictiveness yields in {shown}  [{title}]")
+    print(f"definition: {dataset[YIELD_VARIABLE].attrs['definition']}")
+    if args.out:
+        to_netcdf(dataset, args.out, overwrite=args.overwrite)
+        print(f"wrote {args.out}")
+    if args.plot:
+        from .plotting import headline_figure
+
+        headline_figure(dataset, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_scenarios(args) -> int:
+    from .scenarios import list_scenarios
+
+    scenarios = list_scenarios()
+    width = max(len(s.name) for s in scenarios)
+    for scenario in scenarios:
+        print(f"{scenario.name:<{width}}  {scenario.title}")
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from .model import load_model
+
+    model = load_model(args.model)
+    rows = []
+    for key, variable in sorted(model.variables.items()):
+        if not variable.is_constant:
+            continue
+        if args.filter and args.filter.lower() not in variable.name.lower() and args.filter.lower() != variable.sector.lower():
+            continue
+        default = model.defaults[key]
+        if default.ndim == 0:
+            shown = f"{float(default):g}"
+        else:
+            shown = ", ".join(
+                f"{','.join(map(str, idx if isinstance(idx, tuple) else (idx,)))}={float(v):g}"
+                for idx, v in default.to_series().items()
+            )
+            if len(shown) > 70:
+                shown = shown[:67] + "..."
+        subs = f"[{','.join(variable.subscripts)}]" if variable.subscripts else ""
+        rows.append((variable.sector, f"{variable.name}{subs}", variable.units or "-", shown))
+    for sector, name, units, shown in sorted(rows):
+        print(f"{sector:<22} {name:<48} {units:<18} {shown}")
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from .data import CalibrationData, mdl_inputs, mdl_text, replace_definitions
+    from .model import DEFAULT_MODEL, load_model
+
+    path = Path(args.model) if args.model else DEFAULT_MODEL
+    model = load_model(path)
+    inputs = mdl_inputs(CalibrationData(), model.defaults["relative mortality"])
+    if not args.write:
+        sys.stdout.write(mdl_text(inputs))
+        return 0
+    text = path.read_text(encoding="utf-8")
+    updated = replace_definitions(text, inputs)
+    if updated == text:
+        print(f"{path}: data definitions already up to date")
+    else:
+        path.write_text(updated, encoding="utf-8")
+        print(f"{path}: data definitions rewritten from calibration/data")
+    return 0
+
+
+def _cmd_sketch(args) -> int:
+    from .model import DEFAULT_MODEL
+    from .sketch import place_missing
+
+    path = Path(args.model) if args.model else DEFAULT_MODEL
+    text = path.read_text(encoding="utf-8")
+    updated, placed = place_missing(text)
+    if not placed:
+        print(f"{path}: every variable is in a view")
+        return 0
+    if args.check:
+        print(f"{path}: not in any view: {', '.join(placed)}")
+        return 1
+    path.write_text(updated, encoding="utf-8")
+    print(f"{path}: placed {', '.join(placed)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="migsd", description="Run the migsd system-dynamics model of global migration governance."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run scenarios and report when Northern restrictiveness yields")
+    run.add_argument("--scenario", action="append", metavar="NAME",
+                     help="scenario name or .toml file (repeat for several; default status_quo)")
+    run.add_argument("--out", metavar="FILE.nc", help="write the results to netCDF")
+    run.add_argument("--plot", metavar="FILE.png", help="write the headline figure")
+    run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    run.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a constant (repeatable)")
+    run.add_argument("--final-time", type=float, help="override FINAL TIME")
+    run.add_argument("--time-step", type=float, help="override TIME STEP")
+    run.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    scenarios = commands.add_parser("scenarios", help="list the shipped scenarios with their titles")
+    scenarios.set_defaults(func=_cmd_scenarios)
+
+    params = commands.add_parser("params", help="list the constants a scenario may set, with units and defaults")
+    params.add_argument("--filter", help="only names containing this text, or one sector")
+    params.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    params.set_defaults(func=_cmd_params)
+
+    data = commands.add_parser("data", help="print (or --write) the .mdl definitions derived from calibration/data")
+    data.add_argument("--write", action="store_true", help="rewrite them in the .mdl")
+    data.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    data.set_defaults(func=_cmd_data)
+
+    sketch = commands.add_parser("sketch", help="add variables that no view shows to the view of their group")
+    sketch.add_argument("--check", action="store_true", help="only report; exit 1 if any is missing")
+    sketch.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    sketch.set_defaults(func=_cmd_sketch)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MigsdError as error:
+        print(f"migsd: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("migsd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # output piped into head or similar: the reader has all it wanted
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

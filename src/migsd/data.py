@@ -1,0 +1,255 @@
+"""Calibration data shipped in ``calibration/``: reading it and deriving model inputs.
+
+The .mdl holds its 1990 initial stocks and demographic tables as numbers, so that it
+opens in Vensim with no external file. This module derives those numbers from the
+data in ``calibration/data/`` (see its PROVENANCE.md); ``migsd data mdl-inputs``
+prints them in .mdl syntax, and a test keeps the .mdl and the data in agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import DataError
+
+CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
+
+#: Age groups of the .mdl ``Age`` range and the WPP series they come from.
+AGE_SERIES = {"Young": "pop_0_14", "Working": "pop_15_64", "Old": "pop_65plus"}
+
+#: Year of the model's initial stocks.
+INITIAL_YEAR = 1990
+
+#: Years of the demographic tables written into the .mdl.
+TABLE_YEARS = tuple(range(1990, 2101, 5))
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """The region-aggregated UN series of ``calibration/data``, keyed by model region."""
+
+    directory: Path = CALIBRATION_DIR
+
+    @cached_property
+    def region_names(self) -> dict[str, str]:
+        """Map the data's region codes (``north_hic`` ...) to model regions (``North`` ...).
+
+        The mapping is read from ``regions.csv`` (iso3 -> region) joined with the
+        countries' aggregation code in ``data/locations.csv``; a code whose countries
+        fall in several model regions cannot use the pre-aggregated series.
+        """
+        regions_file = self.directory / "regions.csv"
+        locations_file = self.directory / "data" / "locations.csv"
+        regions = _read_csv(regions_file)
+        locations = _read_csv(locations_file)
+        joined = locations[["iso3", "model_region"]].merge(regions, on="iso3", how="left")
+        unmapped = joined[joined["region"].isna() & joined["iso3"].notna()]
+        if len(unmapped):
+            raise DataError(
+                f"{regions_file}: no region for {', '.join(unmapped['iso3'].astype(str)[:10])}"
+                f" (countries listed in {locations_file}); add a row 'iso3,name,region' for each"
+            )
+        mapping: dict[str, str] = {}
+        for code, group in joined.groupby("model_region"):
+            targets = sorted(set(group["region"]))
+            if len(targets) != 1:
+                raise DataError(
+                    f"{regions_file}: countries aggregated as '{code}' in the shipped series fall in"
+                    f" regions {targets}; the pre-aggregated files need one region per code"
+                )
+            mapping[str(code)] = targets[0]
+        return mapping
+
+    @cached_property
+    def timeseries(self) -> pd.DataFrame:
+        frame = _read_csv(self.directory / "data" / "model_regions_timeseries.csv")
+        frame = frame[frame["region"] != "world"].copy()
+        frame["region"] = frame["region"].map(self.region_names)
+        return frame
+
+    @cached_property
+    def bilateral(self) -> pd.DataFrame:
+        return _read_csv(self.directory / "data" / "model_regions_od_ims2020.csv")
+
+    @property
+    def regions(self) -> list[str]:
+        order = ["North", "Gulf", "SouthUpper", "SouthLower"]
+        present = set(self.region_names.values())
+        return [r for r in order if r in present] + sorted(present - set(order))
+
+    def series(self, variable: str, years, variants=("estimate", "medium")) -> xr.DataArray:
+        """A WPP series by region and year, thousands of persons, in the model's region order."""
+        frame = self.timeseries
+        frame = frame[(frame["variable"] == variable) & frame["variant"].isin(variants)]
+        table = frame.pivot_table(index="year", columns="region", values="value", aggfunc="first")
+        missing = [y for y in years if y not in table.index]
+        if missing:
+            raise DataError(f"series '{variable}' has no value for years {missing}")
+        table = table.loc[list(years), self.regions]
+        return xr.DataArray(
+            table.to_numpy(dtype=float),
+            dims=("year", "region"),
+            coords={"year": list(years), "region": self.regions},
+        )
+
+    def population_by_age(self, year: int) -> xr.DataArray:
+        """Total residents (natives and foreign-born) by region and age group, persons."""
+        parts = [self.series(series, [year]).isel(year=0) * 1000.0 for series in AGE_SERIES.values()]
+        return xr.concat(parts, dim=xr.Variable("age", list(AGE_SERIES))).transpose("region", "age")
+
+    def foreign_born(self, year: int) -> xr.DataArray:
+        """Migrant stock by destination and origin region, persons (UN IMS 2020).
+
+        Migrants of unknown origin are shared among the known origins in proportion
+        to each destination's known-origin stock, so that destination totals match
+        the UN totals.
+        """
+        frame = self.bilateral[self.bilateral["year"] == year]
+        if frame.empty:
+            raise DataError(f"model_regions_od_ims2020.csv has no year {year}")
+        table = frame.pivot_table(
+            index="dest_region", columns="orig_region", values="stock_both", aggfunc="sum"
+        ).fillna(0.0)
+        unknown = table.pop("unknown") if "unknown" in table.columns else 0.0
+        table = table.rename(index=self.region_names, columns=self.region_names)
+        known = table.sum(axis=1)
+        table = table.mul(1.0 + unknown.rename(index=self.region_names) / known, axis=0)
+        # arithmetic aligns (and reorders) labels, so order them last
+        table = table.loc[self.regions, self.regions]
+        return xr.DataArray(
+            table.to_numpy(dtype=float),
+            dims=("destination", "origin"),
+            coords={"destination": self.regions, "origin": self.regions},
+        )
+
+    def births_per_working_age_person(self, years=TABLE_YEARS) -> xr.DataArray:
+        """Births in a year per resident aged 15-64 (1/Year), WPP estimates then medium variant."""
+        return self.series("births", years) / self.series("pop_15_64", years)
+
+    def mortality_level(self, relative_mortality: xr.DataArray, years=TABLE_YEARS) -> xr.DataArray:
+        """Death rate of the working-age group (1/Year) that reproduces WPP deaths.
+
+        Deaths by age are the level times ``relative_mortality[region, age]``; the level
+        is chosen so that, with WPP's own age structure, total deaths equal WPP deaths.
+        """
+        weighted = sum(
+            self.series(series, years) * relative_mortality.sel(age=age, drop=True)
+            for age, series in AGE_SERIES.items()
+        )
+        return self.series("deaths", years) / weighted
+
+
+    def ageing_rates(self, relative_mortality: xr.DataArray, years=TABLE_YEARS[:-1]) -> xr.Dataset:
+        """Maturing and retiring rates (1/Year) implied by WPP's broad age groups.
+
+        Over each five-year period the age groups' balances give the flows between
+        them: maturing = births - deaths of the young - change of the young, and
+        retiring = change of the old + deaths of the old, with deaths split by age as
+        in :meth:`mortality_level` and net migration assigned to working age, as in
+        the model. Rates are the flows per person of the group they leave, dated at
+        the middle of the period.
+        """
+        start, end = list(years), [y + 5 for y in years]
+        groups = {age: (self.series(s, start), self.series(s, end)) for age, s in AGE_SERIES.items()}
+        mean = {age: 0.5 * (a.values + b.values) for age, (a, b) in groups.items()}
+        weights = {age: mean[age] * relative_mortality.sel(age=age, drop=True).values for age in mean}
+        total_weight = sum(weights.values())
+        period_sum = {
+            name: sum(self.series(name, [y + k for y in years]).values for k in range(5))
+            for name in ("births", "deaths")
+        }
+        deaths = {age: period_sum["deaths"] * weights[age] / total_weight for age in weights}
+        change = {age: b.values - a.values for age, (a, b) in groups.items()}
+        maturing = period_sum["births"] - deaths["Young"] - change["Young"]
+        retiring = change["Old"] + deaths["Old"]
+        coords = {"year": [y + 2.5 for y in years], "region": self.regions}
+        rates = xr.Dataset(
+            {
+                "maturing": (("year", "region"), maturing / (5.0 * mean["Young"])),
+                "retiring": (("year", "region"), retiring / (5.0 * mean["Working"])),
+            },
+            coords=coords,
+        )
+        # the tables span the whole run: the first and last periods' rates hold at the ends
+        first, last = rates.isel(year=[0]), rates.isel(year=[-1])
+        return xr.concat(
+            [first.assign_coords(year=[years[0]]), rates, last.assign_coords(year=[end[-1]])], dim="year"
+        )
+
+
+def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[str, xr.DataArray]:
+    """The data-derived constants and tables of the .mdl, by .mdl name."""
+    rates = data.ageing_rates(relative_mortality)
+    return {
+        "initial residents by age": data.population_by_age(INITIAL_YEAR).drop_vars("year"),
+        "initial foreign born": data.foreign_born(INITIAL_YEAR),
+        "births per working age person table": data.births_per_working_age_person(),
+        "mortality level table": data.mortality_level(relative_mortality),
+        "maturing rate table": rates["maturing"],
+        "retiring rate table": rates["retiring"],
+    }
+
+
+def mdl_text(inputs: dict[str, xr.DataArray]) -> str:
+    """Vensim text of :func:`mdl_inputs`, to paste over the same definitions in the .mdl."""
+    blocks = []
+    for name, values in inputs.items():
+        if "year" in values.dims:
+            blocks.append(format_lookup(name, values, 5))
+        else:
+            blocks.append(format_matrix(name, values, 7))
+    return "\n\n".join(blocks) + "\n"
+
+
+def replace_definitions(mdl: str, inputs: dict[str, xr.DataArray]) -> str:
+    """Put freshly derived data into the .mdl text, keeping units and comments.
+
+    Each definition runs from its name at the start of a line to its units line
+    (a tab, '~', a tab); the name must be defined exactly once.
+    """
+    for name, values in inputs.items():
+        pattern = re.compile(rf"^{re.escape(name)}\[.*?(?=\n\t~\t)", re.DOTALL | re.MULTILINE)
+        found = pattern.findall(mdl)
+        if len(found) != 1:
+            raise DataError(f"the .mdl must define '{name}' exactly once; found {len(found)}")
+        replacement = mdl_text({name: values}).rstrip("\n")
+        mdl = pattern.sub(lambda _: replacement, mdl)
+    return mdl
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError as error:
+        raise DataError(f"calibration data file not found: {path}") from error
+
+
+def format_lookup(name: str, values: xr.DataArray, digits: int = 6) -> str:
+    """Vensim text of a lookup subscripted by region, one definition per element."""
+    lines = []
+    for position, region in enumerate(values["region"].values):
+        points = ",".join(
+            f"({_fmt(year, 6)},{_fmt(value, digits)})"
+            for year, value in zip(values["year"].values, values.sel(region=region).values)
+        )
+        terminator = "\n\t~~|" if position < values.sizes["region"] - 1 else ""
+        lines.append(f"{name}[{region}](\n\t{points}){terminator}")
+    return "\n".join(lines)
+
+
+def format_matrix(name: str, values: xr.DataArray, digits: int = 6) -> str:
+    """Vensim text of a 2-D constant: rows separated by ';' as Vensim writes them."""
+    rows = [",".join(_fmt(v, digits) for v in row) for row in np.atleast_2d(values.values)]
+    dims = ",".join(d.capitalize() for d in values.dims)
+    return f"{name}[{dims}] =\n\t" + ";\n\t".join(rows) + ";"
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{float(value):.{digits}g}"

@@ -1,0 +1,101 @@
+"""Derived indicators of a run, one function each.
+
+The model itself computes the flow-based indicators (``south south share of flows``,
+``irregular share of arrivals``, ``total deaths on routes``, ``labour shortage``,
+``migrant bargaining power``, ``Rights Observance``); this module adds what needs
+the whole trajectory, such as the year Northern restrictiveness yields.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .errors import MigsdError
+
+#: The default definition of "Northern restrictiveness yields" (see :func:`yield_year`).
+YIELD_DEFINITION = {"region": "North", "reference_year": 2020.0, "drop": 0.1, "hold": 5.0}
+
+YIELD_VARIABLE = "Northern restrictiveness yield year"
+
+
+def yield_year(
+    restrictiveness: xr.DataArray,
+    *,
+    reference_year: float = YIELD_DEFINITION["reference_year"],
+    drop: float = YIELD_DEFINITION["drop"],
+    hold: float = YIELD_DEFINITION["hold"],
+) -> xr.DataArray:
+    """First year restrictiveness has fallen by ``drop`` below its ``reference_year`` level and stays there.
+
+    Restrictiveness yields in the first saved year ``t >= reference_year`` such that
+    ``R(s) <= R(reference_year) - drop`` for every saved ``s`` in ``[t, t + hold]``,
+    with the whole window inside the run. NaN means it never yields.
+    Works over any extra dims (scenario, run): the result has them, without ``time``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> r = xr.DataArray([0.5, 0.5, 0.45, 0.38, 0.35, 0.3], dims="time",
+    ...                  coords={"time": [2019, 2020, 2021, 2022, 2023, 2024]})
+    >>> float(yield_year(r, drop=0.1, hold=2))
+    2022.0
+    """
+    if "time" not in restrictiveness.dims:
+        raise MigsdError("yield_year needs a 'time' dimension")
+    if drop <= 0 or hold < 0:
+        raise MigsdError(f"yield_year: drop must be > 0 and hold >= 0, got drop={drop}, hold={hold}")
+    times = restrictiveness["time"].values.astype(float)
+    if not (times[0] <= reference_year <= times[-1]):
+        raise MigsdError(f"yield_year: reference year {reference_year} is outside the run ({times[0]}-{times[-1]})")
+    reference = restrictiveness.interp(time=reference_year)
+    below = (restrictiveness <= reference - drop) & (restrictiveness["time"] >= reference_year)
+    below = below.transpose("time", ...).values
+    last_time = times[-1]
+    result = np.full(below.shape[1:], np.nan)
+    for index in np.ndindex(*below.shape[1:]):
+        column = below[(slice(None), *index)]
+        for position, time in enumerate(times):
+            if time + hold > last_time:
+                break
+            window = (times >= time) & (times <= time + hold)
+            if column[window].all():
+                result[index] = time
+                break
+    other_dims = [d for d in restrictiveness.dims if d != "time"]
+    return xr.DataArray(
+        result,
+        dims=other_dims,
+        coords={d: restrictiveness[d] for d in other_dims if d in restrictiveness.coords},
+    )
+
+
+def add_indicators(dataset: xr.Dataset, **definition) -> xr.Dataset:
+    """Add the trajectory indicators to a run's Dataset (needs ``Restrictiveness``).
+
+    ``definition`` overrides :data:`YIELD_DEFINITION` (region, reference_year, drop, hold).
+    """
+    settings = {**YIELD_DEFINITION, **definition}
+    unknown = set(settings) - set(YIELD_DEFINITION)
+    if unknown:
+        raise MigsdError(f"add_indicators: unknown setting(s) {sorted(unknown)}; valid: {sorted(YIELD_DEFINITION)}")
+    if "Restrictiveness" not in dataset:
+        raise MigsdError("add_indicators needs 'Restrictiveness' among the returned variables")
+    restrictiveness = dataset["Restrictiveness"].sel(region=settings["region"], drop=True)
+    year = yield_year(
+        restrictiveness, reference_year=settings["reference_year"], drop=settings["drop"], hold=settings["hold"]
+    )
+    text = (
+        f"First year from {settings['reference_year']:g} in which Restrictiveness[{settings['region']}] is at least "
+        f"{settings['drop']:g} below its {settings['reference_year']:g} level and stays so for "
+        f"{settings['hold']:g} years; NaN: never within the run."
+    )
+    year.attrs = {
+        "long_name": YIELD_VARIABLE,
+        "units": "Year",
+        "mdl_units": "Year",
+        "description": text,
+        "sector": "Policy",
+        "definition": text,
+    }
+    return dataset.assign({YIELD_VARIABLE: year})

@@ -1,0 +1,346 @@
+"""Load a .mdl (translation cached by content hash) and run it into an xarray Dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import ModelError
+from .names import canonical, did_you_mean, snake_case
+from .sketch import read_views
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = MODELS_DIR / "migsd.mdl"
+CONTROL_VARIABLES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """What the .mdl says about one variable."""
+
+    name: str
+    py_name: str
+    subscripts: tuple[str, ...]
+    units: str
+    comment: str
+    kind: str
+    subkind: str
+    sector: str
+    limits: tuple[float, float] = (float("-inf"), float("inf"))
+
+    @property
+    def is_stock(self) -> bool:
+        return self.kind == "Stateful" and self.subkind == "Integ"
+
+    @property
+    def is_constant(self) -> bool:
+        return self.kind == "Constant" and self.name not in CONTROL_VARIABLES
+
+    @property
+    def is_lookup(self) -> bool:
+        return self.kind == "Lookup"
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(snake_case(s) for s in self.subscripts)
+
+
+def cache_dir() -> Path:
+    """Where translations are kept: ``$MIGSD_CACHE_DIR``, else the user's cache folder."""
+    configured = os.environ.get("MIGSD_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "migsd"
+
+
+def translate(mdl_path: Path) -> Path:
+    """The pysd translation of ``mdl_path``, made once per file content and pysd version.
+
+    The translation lives in the cache, never beside the .mdl. It is built in a
+    temporary folder and moved into place, so concurrent processes never see half
+    a translation.
+    """
+    import pysd
+
+    digest = _sha256(mdl_path)
+    key = hashlib.sha256(f"{digest}:{pysd.__version__}".encode()).hexdigest()[:20]
+    target = cache_dir() / "translations" / key
+    py_file = target / "model.py"
+    if py_file.exists():
+        return py_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=target.parent))
+    try:
+        shutil.copyfile(mdl_path, work / "model.mdl")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pysd.read_vensim(str(work / "model.mdl"), initialize=False)
+        except Exception as error:  # pysd raises many kinds for a bad .mdl
+            raise ModelError(f"{mdl_path}: pysd cannot translate the model: {error}") from error
+        try:
+            work.rename(target)
+        except OSError:
+            if not py_file.exists():
+                raise
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return py_file
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_model(path: str | os.PathLike | None = None) -> "Model":
+    """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
+
+    Examples
+    --------
+    >>> import migsd
+    >>> model = migsd.load_model()
+    >>> model.subscripts["Region"]
+    ['North', 'Gulf', 'SouthUpper', 'SouthLower']
+    """
+    mdl_path = Path(path) if path is not None else DEFAULT_MODEL
+    if not mdl_path.is_file():
+        raise ModelError(f"model file not found: {mdl_path}")
+    return Model(mdl_path.resolve())
+
+
+@dataclass
+class Model:
+    """A .mdl model ready to run. Use :func:`load_model` to make one."""
+
+    path: Path
+    _translation: Path = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._translation = translate(self.path)
+
+    @cached_property
+    def sha256(self) -> str:
+        return _sha256(self.path)
+
+    def _pysd_model(self):
+        import pysd
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pysd.load(str(self._translation), initialize=False)
+
+    @cached_property
+    def _template(self):
+        return self._pysd_model()
+
+    @cached_property
+    def subscripts(self) -> dict[str, list[str]]:
+        """Subscript ranges of the .mdl and their elements, in .mdl order."""
+        return {name: list(elements) for name, elements in self._template.subscripts.items()}
+
+    @cached_property
+    def variables(self) -> dict[str, Variable]:
+        """Every variable of the .mdl, keyed by its canonical name (see :func:`names.canonical`)."""
+        views = {canonical(k): v for k, v in read_views(self.path.read_text(encoding="utf-8")).items()}
+        found = {}
+        for row in self._template.doc.to_dict("records"):
+            name = row["Real Name"]
+            if name == "Time":
+                continue
+            found[canonical(name)] = Variable(
+                name=name,
+                py_name=row["Py Name"],
+                subscripts=tuple(row["Subscripts"]) if isinstance(row["Subscripts"], list) else (),
+                units=row["Units"] if isinstance(row["Units"], str) else "",
+                comment=" ".join(row["Comment"].split()) if isinstance(row["Comment"], str) else "",
+                kind=str(row["Type"]),
+                subkind=str(row["Subtype"]),
+                sector=views.get(canonical(name), "Control" if name in CONTROL_VARIABLES else ""),
+                limits=_limits(row.get("Limits")),
+            )
+        return found
+
+    def variable(self, name: str, *, where: str = "") -> Variable:
+        """The variable named ``name`` as the .mdl spells it (case and spacing ignored)."""
+        key = canonical(name)
+        if key in self.variables:
+            return self.variables[key]
+        by_py = {v.py_name: v for v in self.variables.values()}
+        if name in by_py:
+            return by_py[name]
+        prefix = f"{where}: " if where else ""
+        raise ModelError(
+            f"{prefix}'{name}' is not a variable of {self.path.name}."
+            + did_you_mean(name, [v.name for v in self.variables.values()])
+        )
+
+    @cached_property
+    def time_settings(self) -> dict[str, float]:
+        """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER as the .mdl sets them."""
+        control = self._template.components._control_vars
+        return {key: float(control[key]()) for key in ("initial_time", "final_time", "time_step", "saveper")}
+
+    @cached_property
+    def defaults(self) -> dict[str, xr.DataArray]:
+        """Default value of every constant, by canonical name, with snake_case dims."""
+        values = {}
+        for key, variable in self.variables.items():
+            if variable.is_constant:
+                values[key] = self._as_dataarray(getattr(self._template.components, variable.py_name)(), variable)
+        return values
+
+    def _as_dataarray(self, value, variable: Variable) -> xr.DataArray:
+        if isinstance(value, xr.DataArray):
+            renamed = value.rename({d: snake_case(d) for d in value.dims})
+            return renamed.transpose(*variable.dims).astype(float)
+        return xr.DataArray(float(value))
+
+    def run(
+        self,
+        scenario=None,
+        params=None,
+        return_columns=None,
+        *,
+        initial=None,
+        time_step: float | None = None,
+        final_time: float | None = None,
+        saveper: float | None = None,
+        calibration=None,
+    ) -> xr.Dataset:
+        """Run the model once and return an ``xarray.Dataset``.
+
+        Parameters
+        ----------
+        scenario : str, path or Scenario, optional
+            A shipped scenario name (``migsd scenarios`` lists them), a scenario file,
+            or a :class:`~migsd.scenarios.Scenario`.
+        params : dict, optional
+            Overrides applied after the scenario, keyed by .mdl name
+            (``"IOM funding"``, ``"border enforcement[North]"``); values are numbers,
+            lists of ``[time, value]`` points, ``{element: value}`` tables or DataArrays.
+        return_columns : list of str, optional
+            .mdl names of the variables to keep (default: every stock and auxiliary,
+            plus every constant as a variable without ``time``).
+        initial : dict, optional
+            Initial values of stocks, keyed by .mdl name, overriding the scenario's.
+        time_step, final_time, saveper : float, optional
+            Override the .mdl's TIME STEP, FINAL TIME and SAVEPER.
+
+        Examples
+        --------
+        >>> import migsd
+        >>> ds = migsd.load_model().run(scenario="status_quo", final_time=1992)
+        >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
+        0.5
+        """
+        from .outputs import build_dataset
+        from .parameters import ParameterSet
+        from .scenarios import resolve_scenario
+
+        resolved = resolve_scenario(scenario) if scenario is not None else None
+        layers = ParameterSet(self)
+        if calibration is not None:
+            layers.apply(calibration.parameters, source=calibration.source)
+        if resolved is not None:
+            layers.apply(resolved.parameters, source=str(resolved.path))
+            layers.apply_initial(resolved.initial, source=str(resolved.path))
+        if params:
+            layers.apply(params, source="params=")
+        if initial:
+            layers.apply_initial(initial, source="initial=")
+
+        settings = dict(self.time_settings)
+        for key, value in (("time_step", time_step), ("final_time", final_time), ("saveper", saveper)):
+            if value is not None:
+                if not np.isfinite(value) or value <= 0:
+                    raise ModelError(f"{key} must be a positive number, got {value!r}")
+                settings[key] = float(value)
+        if time_step is not None and saveper is None:
+            settings["saveper"] = max(settings["saveper"], settings["time_step"])
+        columns, constant_columns = self._select(return_columns, layers)
+        pysd_model = self._pysd_model()
+        pysd_params = layers.to_pysd(settings)
+        try:
+            with xr.set_options(arithmetic_join="exact"), warnings.catch_warnings():
+                # pysd's own use of deprecated pandas/xarray calls; its modelling warnings stay visible
+                for category in (DeprecationWarning, FutureWarning):
+                    warnings.filterwarnings("ignore", category=category, module=r"pysd(\.|$)")
+                # points over time were asked for: pysd's notice that a constant now varies says nothing new
+                warnings.filterwarnings("ignore", message="Replacing a constant value with a time-dependent value")
+                pysd_model.set_components(pysd_params)
+                pysd_model.time.set_control_vars(
+                    initial_time=settings["initial_time"],
+                    final_time=settings["final_time"],
+                    time_step=settings["time_step"],
+                    saveper=settings["saveper"],
+                )
+                pysd_model.initialize()
+                initial_values = layers.initial_values(pysd_model)
+                if initial_values:
+                    pysd_model.set_initial_value(settings["initial_time"], initial_values)
+                frame = pysd_model.run(
+                    return_columns=[v.py_name for v in columns],
+                    initial_condition="current",
+                    final_time=settings["final_time"],
+                    time_step=settings["time_step"],
+                    saveper=settings["saveper"],
+                    flatten_output=False,
+                )
+        except (FloatingPointError, ZeroDivisionError, KeyError, ValueError, TypeError) as error:
+            raise ModelError(f"{self.path.name}: the run failed: {error}") from error
+        constants = {
+            v.name: self._as_dataarray(getattr(pysd_model.components, v.py_name)(), v) for v in constant_columns
+        }
+        return build_dataset(
+            self,
+            frame,
+            columns,
+            constants,
+            settings=settings,
+            scenario=resolved,
+            sources=layers.sources,
+        )
+
+    def _select(self, return_columns, layers) -> tuple[list[Variable], list[Variable]]:
+        """Variables saved over time, and constants saved once, for ``return_columns``."""
+        if return_columns is None:
+            chosen = [v for v in self.variables.values() if v.name not in CONTROL_VARIABLES and not v.is_lookup]
+        else:
+            if isinstance(return_columns, str):
+                return_columns = [return_columns]
+            chosen = [self.variable(name, where="return_columns") for name in return_columns]
+            lookups = [v.name for v in chosen if v.is_lookup]
+            if lookups:
+                raise ModelError(f"return_columns: {lookups} are lookup tables, not variables with values")
+        over_time = [v for v in chosen if not v.is_constant or canonical(v.name) in layers.time_varying]
+        once = [v for v in chosen if v.is_constant and canonical(v.name) not in layers.time_varying]
+        return over_time, once
+
+
+def _limits(value) -> tuple[float, float]:
+    """The [min, max] of a units field ('Dmnl [0,1]'); infinite where not declared."""
+    low, high = (value if isinstance(value, tuple) and len(value) == 2 else (None, None))
+    low = float(low) if low is not None and np.isfinite(low) else float("-inf")
+    high = float(high) if high is not None and np.isfinite(high) else float("inf")
+    return low, high
+
+
+def frame_column(frame: pd.DataFrame, variable: Variable) -> np.ndarray:
+    """Values of one pysd output column stacked over time, subscript dims last."""
+    cells = frame[variable.py_name].to_list()
+    if cells and isinstance(cells[0], xr.DataArray):
+        order = list(variable.subscripts)
+        return np.stack([cell.transpose(*order).values for cell in cells]).astype(float)
+    return np.asarray(cells, dtype=float)

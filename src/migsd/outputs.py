@@ -1,0 +1,121 @@
+"""Run results as xarray Datasets that explain themselves, and their files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import MigsdError
+from .model import MODELS_DIR, Model, frame_column
+from .units import units_attr
+
+REFERENCES = (
+    "Szabla, C. (2021) Reimagining Global Migration Governance: From Insufficient Ideas to "
+    "South-South Solutions, Berkeley Journal of International Law 39(1); "
+    "UN DESA World Population Prospects 2024; UN DESA International Migrant Stock 2020"
+)
+
+
+def variable_attrs(variable) -> dict[str, str]:
+    """The attributes every output variable carries, taken from the .mdl."""
+    return {
+        "long_name": variable.name,
+        "units": units_attr(variable.units, variable.name),
+        "mdl_units": variable.units,
+        "description": variable.comment,
+        "sector": variable.sector,
+    }
+
+
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository if it lies inside it, else its file name."""
+    root = MODELS_DIR.parent
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _versions() -> str:
+    import pint
+    import pysd
+
+    from . import __version__
+
+    return (
+        f"migsd {__version__}; pysd {pysd.__version__}; xarray {xr.__version__}; numpy {np.__version__}; "
+        f"pint {pint.__version__}; python {platform.python_version()}"
+    )
+
+
+def build_dataset(model: Model, frame, columns, constants, *, settings, scenario, sources) -> xr.Dataset:
+    """Turn pysd's output frame into a Dataset with dims, coords and attrs from the .mdl."""
+    times = np.asarray(frame.index, dtype=float)
+    coords: dict[str, object] = {"time": ("time", times, {"long_name": "Time", "units": "Year", "mdl_units": "Year"})}
+    for subscript, elements in model.subscripts.items():
+        variable_dim = _dim(subscript)
+        coords[variable_dim] = (variable_dim, np.asarray(elements, dtype=object), {"long_name": subscript})
+    data_vars = {}
+    for variable in columns:
+        values = frame_column(frame, variable)
+        data_vars[variable.name] = xr.Variable(("time", *variable.dims), values, variable_attrs(variable))
+    for name, value in constants.items():
+        variable = model.variable(name)
+        data_vars[variable.name] = xr.Variable(variable.dims, value.values.astype(float), variable_attrs(variable))
+    used_dims = {d for v in data_vars.values() for d in v.dims}
+    dataset = xr.Dataset(data_vars, coords={k: v for k, v in coords.items() if k in used_dims or k == "time"})
+    dataset.attrs = {
+        "title": "migsd run" + (f": {scenario.title}" if scenario is not None else ""),
+        "model_file": repo_relative(model.path),
+        "model_sha256": model.sha256,
+        "scenario": scenario.name if scenario is not None else "",
+        "scenario_file": repo_relative(scenario.path) if scenario is not None else "",
+        "parameter_sources": "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in sources),
+        "initial_time": settings["initial_time"],
+        "final_time": settings["final_time"],
+        "time_step": settings["time_step"],
+        "saveper": settings["saveper"],
+        "versions": _versions(),
+        "history": f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} migsd run",
+        "references": REFERENCES,
+    }
+    return dataset
+
+
+def _dim(subscript: str) -> str:
+    from .names import snake_case
+
+    return snake_case(subscript)
+
+
+def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``dataset`` to netCDF; an existing file is kept unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise MigsdError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoded = dataset.copy()
+    for name in list(encoded.coords):
+        if encoded[name].dtype == object:
+            encoded[name] = encoded[name].astype(str)
+    temporary = path.with_name(path.name + ".partial")
+    encoded.to_netcdf(temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def open_results(path: str | os.PathLike, *, quantify: bool = False) -> xr.Dataset:
+    """Open a results file; with ``quantify`` the variables carry pint units."""
+    dataset = xr.open_dataset(path)
+    if quantify:
+        import pint_xarray  # noqa: F401  (registers the .pint accessor)
+
+        from .units import ureg
+
+        dataset = dataset.pint.quantify(unit_registry=ureg)
+    return dataset

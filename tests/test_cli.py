@@ -1,0 +1,53 @@
+"""The command line: clear output, clear errors, no tracebacks."""
+
+import subprocess
+import sys
+
+import xarray as xr
+
+
+def migsd(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "migsd.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_scenarios_lists_names_with_titles():
+    result = migsd("scenarios")
+    assert result.returncode == 0
+    assert "iom_south_south  " in result.stdout and "Open borders" in result.stdout
+
+
+def test_params_lists_constants_with_units_and_defaults():
+    result = migsd("params", "--filter", "IOM funding")
+    assert result.returncode == 0
+    assert "IOM redistribution" in result.stdout and "$/Year" in result.stdout
+
+
+def test_unknown_scenario_is_one_clear_line_without_traceback():
+    result = migsd("run", "--scenario", "status_qou", "--final-time", "1991")
+    assert result.returncode == 2
+    assert result.stderr.startswith("migsd: error: no scenario 'status_qou'")
+    assert "Did you mean 'status_quo'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_set_value_is_refused():
+    result = migsd("run", "--set", "IOM funding=lots", "--final-time", "1991")
+    assert result.returncode == 2 and "'lots' is not a number" in result.stderr
+
+
+def test_run_writes_netcdf_and_prints_the_yield_year(tmp_path):
+    out = tmp_path / "run.nc"
+    result = migsd("run", "--scenario", "status_quo", "--final-time", "2021", "--time-step", "0.5",
+                   "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "status_quo: Northern restrictiveness yields in never (within the run)" in result.stdout
+    with xr.open_dataset(out) as ds:
+        assert ds["Restrictiveness"].dims == ("scenario", "time", "region")
+    again = migsd("run", "--final-time", "2021", "--out", str(out), "--quiet")
+    assert again.returncode == 2 and "exists; add --overwrite" in again.stderr
+
+
+def test_every_command_has_help():
+    for command in ("run", "scenarios", "params", "data", "sketch"):
+        result = migsd(command, "--help")
+        assert result.returncode == 0 and "usage: migsd" in result.stdout

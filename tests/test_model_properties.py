@@ -1,0 +1,111 @@
+"""Properties the shipped model must have over 1990-2100, in every shipped scenario."""
+
+import numpy as np
+import pytest
+
+from migsd.indicators import YIELD_VARIABLE, add_indicators
+from migsd.scenarios import list_scenarios
+
+SCENARIOS = [s.name for s in list_scenarios()]
+
+#: Halving TIME STEP must move no key output by more than this share of its range over the run.
+TIME_STEP_TOLERANCE = 0.01
+
+KEY_OUTPUTS = [
+    "Restrictiveness",
+    "world population",
+    "foreign born population",
+    "world migrant share",
+    "labour shortage",
+    "anti migrant sentiment",
+    "Rights Observance",
+    "migrant bargaining power",
+    "south south share of flows",
+    "irregular share of arrivals",
+    "total deaths on routes",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario_runs_with_finite_nonnegative_bounded_values(model, scenario):
+    ds = model.run(scenario=scenario)
+    assert float(ds["time"][-1]) == 2100
+    for name, values in ds.data_vars.items():
+        assert np.isfinite(values.values).all(), f"{scenario}: NaN or inf in '{name}'"
+    for variable in model.variables.values():
+        if variable.is_stock:
+            assert float(ds[variable.name].min()) >= 0, f"{scenario}: stock '{variable.name}' went negative"
+        low, high = variable.limits
+        if variable.name in ds and (np.isfinite(low) or np.isfinite(high)):
+            values = ds[variable.name].values
+            assert (values >= low - 1e-12).all() and (values <= high + 1e-12).all(), (
+                f"{scenario}: '{variable.name}' left its declared range [{low}, {high}]"
+            )
+
+
+@pytest.mark.slow
+def test_halving_the_time_step_moves_key_outputs_less_than_the_tolerance(model):
+    dt = model.time_settings["time_step"]
+    coarse = model.run(return_columns=KEY_OUTPUTS + ["Restrictiveness"], time_step=dt, saveper=1)
+    fine = model.run(return_columns=KEY_OUTPUTS + ["Restrictiveness"], time_step=dt / 2, saveper=1)
+    for name in KEY_OUTPUTS:
+        scale = abs(fine[name]).max("time")
+        change = abs(coarse[name] - fine[name]).max("time") / scale.where(scale > 0, 1)
+        assert float(change.max()) < TIME_STEP_TOLERANCE, f"'{name}' moved {float(change.max()):.2%}"
+    years = [float(add_indicators(d)[YIELD_VARIABLE]) for d in (coarse, fine)]
+    assert np.isnan(years).all() or abs(years[0] - years[1]) <= 1
+
+
+@pytest.mark.slow
+def test_people_are_conserved_in_every_time_step(model):
+    dt = model.time_settings["time_step"]
+    ds = model.run(
+        scenario="iom_un_integrated",
+        params={"IOM funding": [[1990, 0], [1993, 2e10]]},
+        final_time=2000,
+        saveper=dt,
+        return_columns=[
+            "population", "births", "deaths", "deaths on routes by origin", "net migration",
+            "immigration", "emigrant departures", "IOM placements", "deaths on routes",
+        ],
+    )
+    assert float(ds["IOM placements"].sum()) > 0, "the check must cover IOM flows"
+    change = ds["population"].diff("time").values
+    flows = (ds["births"] - ds["deaths"] - ds["deaths on routes by origin"] + ds["net migration"]).values[:-1]
+    np.testing.assert_allclose(change, dt * flows, rtol=1e-9, atol=1e-3)
+    gross = float(ds["immigration"].sum(("destination", "origin")).max())
+    assert float(abs(ds["net migration"].sum("region")).max()) <= 1e-9 * gross
+    departed = ds["emigrant departures"].sum("region") + ds["IOM placements"].sum(("destination", "origin"))
+    arrived = ds["immigration"].sum(("destination", "origin")) + ds["deaths on routes"].sum(("destination", "origin"))
+    np.testing.assert_allclose(departed, arrived, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_iom_scenario_without_funding_and_conditionality_equals_status_quo(model):
+    status_quo = model.run(scenario="status_quo", final_time=2040, time_step=0.25)
+    idle = model.run(
+        scenario="iom_south_south",
+        params={"IOM funding": 0, "IOM rights conditionality": 0},
+        final_time=2040,
+        time_step=0.25,
+    )
+    for name in status_quo.data_vars:
+        if name in ("IOM funding", "IOM rights conditionality"):
+            continue
+        np.testing.assert_allclose(idle[name], status_quo[name], rtol=1e-12, atol=0, err_msg=name)
+
+
+@pytest.mark.slow
+def test_more_northern_labour_demand_never_raises_northern_restrictiveness(model):
+    columns = ["Restrictiveness", "labour shortage"]
+    base = model.run(return_columns=columns, time_step=0.25)
+    default = float(model.defaults["long run job growth"].sel(region="North"))
+    more = model.run(
+        return_columns=columns,
+        time_step=0.25,
+        params={"long run job growth[North]": default + 0.004, "initial job growth[North]": 0.01},
+    )
+    assert float((more["labour shortage"] - base["labour shortage"]).sel(region="North").max()) > 0.01
+    excess = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North")
+    assert float(excess.max()) <= 1e-9, f"restrictiveness rose by {float(excess.max()):.3g}"
