@@ -20,7 +20,7 @@ run: $(STAMP)
 		--out outputs/headline.nc --plot outputs/headline.png --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 clean:
 	rm -rf $(VENV) outputs/headline.nc outputs/headline.png

@@ -25,12 +25,27 @@ def test_every_variable_carries_its_mdl_metadata(model, short_run):
         }, f"'{name}' is in no sector view"
 
 
+def test_yield_year_is_added_only_when_the_run_reaches_its_reference_year(short_run, decay_model):
+    assert migsd.indicators.YIELD_VARIABLE not in short_run
+    assert migsd.indicators.YIELD_VARIABLE not in decay_model.run()
+
+
 def test_dims_are_the_snake_case_of_the_mdl_ranges(short_run):
     assert short_run["Foreign Born"].dims == ("time", "destination", "origin")
     assert short_run["Native Population"].dims == ("time", "region", "age")
     assert list(short_run["age"].values) == ["Young", "Working", "Old"]
     assert list(short_run["region"].values) == ["North", "Gulf", "SouthUpper", "SouthLower"]
     assert short_run["border enforcement"].dims == ("region",)
+
+
+def test_metadata_assertion_names_what_is_missing(short_run):
+    from migsd.testing import assert_metadata_complete
+
+    assert_metadata_complete(short_run)
+    broken = short_run.copy(deep=True)
+    broken["labour gap"].attrs["description"] = ""
+    with pytest.raises(AssertionError, match="'labour gap' lacks description"):
+        assert_metadata_complete(broken)
 
 
 def test_dataset_attrs_record_provenance(model, short_run):

@@ -37,11 +37,15 @@ def _cmd_run(args) -> int:
             options[key] = getattr(args, key)
     dataset = run_scenarios(args.scenario or ["status_quo"], model, progress=not args.quiet, **options)
     for scenario in dataset["scenario"].values:
-        year = float(dataset[YIELD_VARIABLE].sel(scenario=scenario))
         title = str(dataset["scenario_title"].sel(scenario=scenario).values)
+        if YIELD_VARIABLE not in dataset:
+            print(f"{scenario}: done (the run ends before the yield year's reference year)  [{title}]")
+            continue
+        year = float(dataset[YIELD_VARIABLE].sel(scenario=scenario))
         shown = "never (within the run)" if math.isnan(year) else f"{year:.0f}"
         print(f"{scenario}: Northern restrictiveness yields in {shown}  [{title}]")
-    print(f"definition: {dataset[YIELD_VARIABLE].attrs['definition']}")
+    if YIELD_VARIABLE in dataset:
+        print(f"definition: {dataset[YIELD_VARIABLE].attrs['definition']}")
     if args.out:
         to_netcdf(dataset, args.out, overwrite=args.overwrite)
         print(f"wrote {args.out}")

@@ -70,6 +70,14 @@ def yield_year(
     )
 
 
+def indicators_apply(dataset: xr.Dataset) -> bool:
+    """Whether :func:`add_indicators` with the default definition can run on ``dataset``."""
+    if "Restrictiveness" not in dataset or "time" not in dataset.dims:
+        return False
+    times = dataset["time"].values
+    return bool(times[0] <= YIELD_DEFINITION["reference_year"] <= times[-1])
+
+
 def add_indicators(dataset: xr.Dataset, **definition) -> xr.Dataset:
     """Add the trajectory indicators to a run's Dataset (needs ``Restrictiveness``).
 

@@ -238,6 +238,14 @@ class Model:
         time_step, final_time, saveper : float, optional
             Override the .mdl's TIME STEP, FINAL TIME and SAVEPER.
 
+        Returns
+        -------
+        xarray.Dataset
+            One variable per .mdl variable, named as in the .mdl, with dims ``time``
+            and the snake_case of its subscript ranges; the yield year of
+            :func:`~migsd.indicators.add_indicators` is added when the run returns
+            ``Restrictiveness`` and reaches the reference year.
+
         Examples
         --------
         >>> import migsd
@@ -245,6 +253,7 @@ class Model:
         >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
         0.5
         """
+        from .indicators import add_indicators, indicators_apply
         from .outputs import build_dataset
         from .parameters import ParameterSet
         from .scenarios import resolve_scenario
@@ -303,7 +312,7 @@ class Model:
         constants = {
             v.name: self._as_dataarray(getattr(pysd_model.components, v.py_name)(), v) for v in constant_columns
         }
-        return build_dataset(
+        dataset = build_dataset(
             self,
             frame,
             columns,
@@ -312,6 +321,7 @@ class Model:
             scenario=resolved,
             sources=layers.sources,
         )
+        return add_indicators(dataset) if indicators_apply(dataset) else dataset
 
     def _select(self, return_columns, layers) -> tuple[list[Variable], list[Variable]]:
         """Variables saved over time, and constants saved once, for ``return_columns``."""

@@ -6,13 +6,12 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .errors import MigsdError
-from .indicators import add_indicators
 from .model import Model, load_model
 from .scenarios import resolve_scenario
 
 
 def run_scenarios(scenarios, model: Model | None = None, *, progress: bool = True, **run_options) -> xr.Dataset:
-    """Run each scenario and stack the results along a ``scenario`` dim, indicators added.
+    """Run each scenario and stack the results along a ``scenario`` dim.
 
     Examples
     --------
@@ -30,7 +29,7 @@ def run_scenarios(scenarios, model: Model | None = None, *, progress: bool = Tru
     model = model or load_model()
     results = []
     for scenario in tqdm(resolved, desc="scenarios", unit="run", disable=not progress):
-        results.append(add_indicators(model.run(scenario=scenario, **run_options)))
+        results.append(model.run(scenario=scenario, **run_options))
     # variables' attrs come from the .mdl, the same in every run: keep the first run's
     combined = xr.concat(
         results, dim=xr.Variable("scenario", names), combine_attrs="override", coords="minimal", compat="override"
