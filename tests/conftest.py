@@ -22,3 +22,13 @@ def decay_model():
 def short_run(model):
     """Every variable of the shipped model over two years: enough for metadata checks."""
     return model.run(final_time=1992)
+
+
+def pytest_collection_modifyitems(items):
+    """Start the full-horizon runs first, longest first, so that parallel workers finish together."""
+    def weight(item):
+        if item.get_closest_marker("slow") is None:
+            return 0
+        return 2 if "time_step" in item.name else 1
+
+    items.sort(key=weight, reverse=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import ScenarioError
+from .errors import ModelError, ScenarioError
 from .names import canonical, did_you_mean
 
 _KEY = re.compile(r"^\s*(?P<name>[^\[\]]+?)\s*(\[(?P<subs>[^\]]*)\])?\s*$")
@@ -111,7 +111,7 @@ class ParameterSet:
         name = match.group("name")
         try:
             variable = self.model.variable(name)
-        except Exception as error:
+        except ModelError as error:
             raise ScenarioError(
                 f"{source}: '{name}' is not a variable of {self.model.path.name}."
                 + did_you_mean(name, [v.name for v in self.model.variables.values()])
