@@ -51,3 +51,14 @@ def test_every_command_has_help():
     for command in ("run", "scenarios", "params", "data", "sketch"):
         result = migsd(command, "--help")
         assert result.returncode == 0 and "usage: migsd" in result.stdout
+
+
+def test_a_copied_and_edited_scenario_file_runs(tmp_path):
+    from migsd.scenarios import scenario_path
+
+    mine = tmp_path / "my_iom.toml"
+    text = scenario_path("iom_south_south").read_text().replace("1e10", "2e10")
+    mine.write_text(text)
+    result = migsd("run", "--scenario", str(mine), "--final-time", "1991", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("my_iom: done")

@@ -83,3 +83,6 @@ def test_run_scenarios_adds_a_scenario_dim_and_indicators(model):
     assert ds[migsd.indicators.YIELD_VARIABLE].dims == ("scenario",)
     assert ds["scenario_title"].sel(scenario="open_borders") == "Open borders"
     assert "status_quo.toml" in ds.attrs["scenario_files"]
+    from migsd.testing import assert_metadata_complete
+
+    assert_metadata_complete(ds)

@@ -34,7 +34,9 @@ def run_scenarios(scenarios, model: Model | None = None, *, progress: bool = Tru
     combined = xr.concat(
         results, dim=xr.Variable("scenario", names), combine_attrs="override", coords="minimal", compat="override"
     )
-    combined["scenario_title"] = ("scenario", [s.title for s in resolved], {"long_name": "scenario title"})
+    combined = combined.assign_coords(
+        scenario_title=("scenario", [s.title for s in resolved], {"long_name": "scenario title"})
+    )
     attrs = dict(results[0].attrs)
     for key in ("scenario", "scenario_file", "parameter_sources", "title"):
         attrs.pop(key, None)
