@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from .units import ureg
@@ -31,3 +32,69 @@ def assert_metadata_complete(dataset: xr.Dataset) -> None:
             problems.append(f"'{name}' has units '{variable.attrs['units']}' that do not parse: {error}")
     if problems:
         raise AssertionError("incomplete output metadata:\n  " + "\n  ".join(problems))
+
+
+def assert_finite(dataset: xr.Dataset, *, skip=()) -> None:
+    """No NaN or inf in any data variable (``skip`` names variables where NaN has a meaning)."""
+    bad = [name for name, v in dataset.data_vars.items()
+           if name not in skip and v.dtype.kind == "f" and not np.isfinite(v.values).all()]
+    if bad:
+        raise AssertionError(f"NaN or inf in {bad}")
+
+
+def assert_within_declared_ranges(model, dataset: xr.Dataset, *, tolerance: float = 1e-12) -> None:
+    """Stocks stay non-negative and every variable stays in the range its .mdl units declare.
+
+    A stock whose units declare no lower bound (``Person``) must stay >= 0; one that
+    may go negative declares it (``Dmnl [-1,1]``).
+    """
+    problems = []
+    for variable in model.variables.values():
+        if variable.name not in dataset:
+            continue
+        values = dataset[variable.name].values
+        low, high = variable.limits
+        if variable.is_stock and not np.isfinite(low):
+            low = 0.0
+        if np.isfinite(low) and (values < low - tolerance).any():
+            problems.append(f"'{variable.name}' fell to {values.min():.6g}, below {low:g}")
+        if np.isfinite(high) and (values > high + tolerance).any():
+            problems.append(f"'{variable.name}' rose to {values.max():.6g}, above {high:g}")
+    if problems:
+        raise AssertionError("values outside their declared ranges:\n  " + "\n  ".join(problems))
+
+
+def assert_people_conserved(dataset: xr.Dataset, time_step: float, *, rtol: float = 1e-9) -> None:
+    """Each time step, population changes by births - deaths - deaths on routes + net migration,
+    and net migration sums to zero over regions.
+
+    ``dataset`` must be saved every time step and hold ``population``, ``births``, ``deaths``,
+    ``deaths on routes by origin``, ``net migration`` and ``immigration``.
+    """
+    change = dataset["population"].diff("time").values
+    flows = (dataset["births"] - dataset["deaths"] - dataset["deaths on routes by origin"]
+             + dataset["net migration"]).values[:-1]
+    np.testing.assert_allclose(change, time_step * flows, rtol=rtol, atol=1e-3,
+                               err_msg="population change differs from its flows")
+    gross = float(dataset["immigration"].sum(("destination", "origin")).max())
+    imbalance = float(abs(dataset["net migration"].sum("region")).max())
+    if imbalance > rtol * max(gross, 1.0):
+        raise AssertionError(f"net migration sums to {imbalance:.6g} Person/Year over regions, not zero")
+
+
+def time_step_change(model, coarse: xr.Dataset, fine: xr.Dataset, names) -> dict[str, float]:
+    """Largest change between two runs of each variable, as a share of its scale.
+
+    The scale is the width of the range the .mdl units declare (1 for a ``[0,1]``
+    index), else the variable's largest magnitude over the finer run.
+    """
+    changes = {}
+    for name in names:
+        low, high = model.variable(name).limits
+        if np.isfinite(low) and np.isfinite(high):
+            scale = high - low
+        else:
+            scale = abs(fine[name]).max("time")
+            scale = scale.where(scale > 0, 1)
+        changes[name] = float((abs(coarse[name] - fine[name]).max("time") / scale).max())
+    return changes
