@@ -105,3 +105,11 @@ def test_translation_is_cached_outside_the_models_folder(decay_model, tmp_path, 
 def test_missing_model_file_is_an_error(tmp_path):
     with pytest.raises(ModelError, match="model file not found"):
         migsd.load_model(tmp_path / "none.mdl")
+
+
+def test_progress_bar_reports_on_standard_error(decay_model, capfd):
+    decay_model.run(progress=True)
+    captured = capfd.readouterr()
+    assert "100%" in captured.err
+    decay_model.run()
+    assert capfd.readouterr().err == ""

@@ -218,6 +218,7 @@ class Model:
         final_time: float | None = None,
         saveper: float | None = None,
         calibration=None,
+        progress: bool = False,
     ) -> xr.Dataset:
         """Run the model once and return an ``xarray.Dataset``.
 
@@ -237,6 +238,8 @@ class Model:
             Initial values of stocks, keyed by .mdl name, overriding the scenario's.
         time_step, final_time, saveper : float, optional
             Override the .mdl's TIME STEP, FINAL TIME and SAVEPER.
+        progress : bool
+            Show a progress bar over the time steps (on standard error).
 
         Returns
         -------
@@ -306,6 +309,7 @@ class Model:
                     time_step=settings["time_step"],
                     saveper=settings["saveper"],
                     flatten_output=False,
+                    progress=progress,
                 )
         except (FloatingPointError, ZeroDivisionError, KeyError, ValueError, TypeError) as error:
             raise ModelError(f"{self.path.name}: the run failed: {error}") from error

@@ -28,8 +28,10 @@ def run_scenarios(scenarios, model: Model | None = None, *, progress: bool = Tru
         raise MigsdError(f"run_scenarios: scenario names repeat: {names}")
     model = model or load_model()
     results = []
-    for scenario in tqdm(resolved, desc="scenarios", unit="run", disable=not progress):
-        results.append(model.run(scenario=scenario, **run_options))
+    # one scenario: a bar over its time steps; several: a bar over the scenarios
+    step_progress = progress and len(resolved) == 1
+    for scenario in tqdm(resolved, desc="scenarios", unit="run", disable=not progress or step_progress):
+        results.append(model.run(scenario=scenario, progress=step_progress, **run_options))
     # variables' attrs come from the .mdl, the same in every run: keep the first run's
     combined = xr.concat(
         results, dim=xr.Variable("scenario", names), combine_attrs="override", coords="minimal", compat="override"
