@@ -217,7 +217,6 @@ class Model:
         time_step: float | None = None,
         final_time: float | None = None,
         saveper: float | None = None,
-        calibration=None,
         progress: bool = False,
     ) -> xr.Dataset:
         """Run the model once and return an ``xarray.Dataset``.
@@ -263,8 +262,6 @@ class Model:
 
         resolved = resolve_scenario(scenario) if scenario is not None else None
         layers = ParameterSet(self)
-        if calibration is not None:
-            layers.apply(calibration.parameters, source=calibration.source)
         if resolved is not None:
             layers.apply(resolved.parameters, source=str(resolved.path))
             layers.apply_initial(resolved.initial, source=str(resolved.path))

@@ -12,6 +12,7 @@ import xarray as xr
 
 from .errors import MigsdError
 from .model import MODELS_DIR, Model, frame_column
+from .names import snake_case
 from .units import units_attr
 
 REFERENCES = (
@@ -58,7 +59,7 @@ def build_dataset(model: Model, frame, columns, constants, *, settings, scenario
     times = np.asarray(frame.index, dtype=float)
     coords: dict[str, object] = {"time": ("time", times, {"long_name": "Time", "units": "Year", "mdl_units": "Year"})}
     for subscript, elements in model.subscripts.items():
-        variable_dim = _dim(subscript)
+        variable_dim = snake_case(subscript)
         coords[variable_dim] = (variable_dim, np.asarray(elements, dtype=object), {"long_name": subscript})
     data_vars = {}
     for variable in columns:
@@ -85,12 +86,6 @@ def build_dataset(model: Model, frame, columns, constants, *, settings, scenario
         "references": REFERENCES,
     }
     return dataset
-
-
-def _dim(subscript: str) -> str:
-    from .names import snake_case
-
-    return snake_case(subscript)
 
 
 def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
