@@ -5,24 +5,26 @@ import pytest
 
 import migsd
 from migsd.errors import MigsdError
+from migsd.model import CONTROL_VARIABLES
+from migsd.testing import assert_metadata_complete
 from migsd.units import ureg
+
+SECTORS = {
+    "Population", "Labour", "Sentiment", "Policy", "Rights and bargaining",
+    "Destination choice", "IOM redistribution", "Southern development",
+}
 
 
 def test_every_variable_carries_its_mdl_metadata(model, short_run):
-    assert len(short_run.data_vars) == len([v for v in model.variables.values()
-                                            if not v.is_lookup and v.name not in ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")])
+    expected = [v for v in model.variables.values() if not v.is_lookup and v.name not in CONTROL_VARIABLES]
+    assert len(short_run.data_vars) == len(expected)
+    assert_metadata_complete(short_run)
     for name, values in short_run.data_vars.items():
         variable = model.variable(name)
-        attrs = values.attrs
-        assert attrs["long_name"] == variable.name == name
-        assert attrs["mdl_units"] == variable.units and attrs["mdl_units"], f"'{name}' has no units in the .mdl"
-        assert attrs["units"], f"'{name}' has no units"
-        ureg.parse_units(attrs["units"])
-        assert attrs["description"], f"'{name}' has no comment in the .mdl"
-        assert attrs["sector"] in {
-            "Population", "Labour", "Sentiment", "Policy", "Rights and bargaining",
-            "Destination choice", "IOM redistribution", "Southern development",
-        }, f"'{name}' is in no sector view"
+        assert values.attrs["long_name"] == variable.name == name
+        assert values.attrs["mdl_units"] == variable.units
+        assert values.attrs["description"] == variable.comment
+        assert values.attrs["sector"] in SECTORS, f"'{name}' is in no sector view"
 
 
 def test_yield_year_is_added_only_when_the_run_reaches_its_reference_year(short_run, decay_model):
@@ -39,9 +41,6 @@ def test_dims_are_the_snake_case_of_the_mdl_ranges(short_run):
 
 
 def test_metadata_assertion_names_what_is_missing(short_run):
-    from migsd.testing import assert_metadata_complete
-
-    assert_metadata_complete(short_run)
     broken = short_run.copy(deep=True)
     broken["labour gap"].attrs["description"] = ""
     with pytest.raises(AssertionError, match="'labour gap' lacks description"):
@@ -83,6 +82,4 @@ def test_run_scenarios_adds_a_scenario_dim_and_indicators(model):
     assert ds[migsd.indicators.YIELD_VARIABLE].dims == ("scenario",)
     assert ds["scenario_title"].sel(scenario="open_borders") == "Open borders"
     assert "status_quo.toml" in ds.attrs["scenario_files"]
-    from migsd.testing import assert_metadata_complete
-
     assert_metadata_complete(ds)

@@ -57,3 +57,12 @@ def test_time_step_change_uses_the_declared_range_or_the_magnitude(model, short_
     changes = time_step_change(model, moved, short_run, ["labour shortage", "world population"])
     assert changes["labour shortage"] == pytest.approx(0.02)
     assert changes["world population"] == pytest.approx(0.03)
+
+
+def test_unparseable_units_are_named(short_run):
+    from migsd.testing import assert_metadata_complete
+
+    broken = short_run.copy(deep=True)
+    broken["labour gap"].attrs["units"] = "widgets per fortnight"
+    with pytest.raises(AssertionError, match="'labour gap' has units 'widgets per fortnight' that do not parse"):
+        assert_metadata_complete(broken)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pint
 import xarray as xr
 
 from .units import ureg
@@ -28,7 +29,7 @@ def assert_metadata_complete(dataset: xr.Dataset) -> None:
             continue
         try:
             ureg.parse_units(variable.attrs["units"])
-        except Exception as error:  # pint raises several kinds for unparseable text
+        except (pint.errors.PintError, ValueError, AttributeError, TypeError) as error:
             problems.append(f"'{name}' has units '{variable.attrs['units']}' that do not parse: {error}")
     if problems:
         raise AssertionError("incomplete output metadata:\n  " + "\n  ".join(problems))
