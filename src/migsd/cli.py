@@ -31,7 +31,7 @@ def _cmd_run(args) -> int:
         raise MigsdError(f"{args.out} exists; add --overwrite to replace it")
     model = load_model(args.model)
     params = dict(_parse_set(item) for item in args.set or [])
-    options = {"params": params}
+    options = {"params": params, "engine": args.engine}
     for key in ("final_time", "time_step"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
@@ -132,6 +132,23 @@ def _cmd_sketch(args) -> int:
     return 0
 
 
+def _cmd_conformance(args) -> int:
+    from .engine.conformance import DEFAULT_ROOT, report, run_all
+
+    root = Path(args.root) if args.root else DEFAULT_ROOT
+    if not root.is_dir():
+        raise MigsdError(f"{root}: no test-models folder (the SDXorg test-models' tests/)")
+    outcomes = run_all(root, progress=not args.quiet)
+    text = report(outcomes)
+    if args.write:
+        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.write).write_text(text, encoding="utf-8")
+        print(f"wrote {args.write}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migsd", description="Run the migsd system-dynamics model of global migration governance."
@@ -149,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-step", type=float, help="override TIME STEP")
     run.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--engine", choices=("auto", "batched", "pysd"), default="auto",
+                     help="integrate with the batched engine (auto: where it compiles the .mdl) or with pysd")
     run.set_defaults(func=_cmd_run)
 
     scenarios = commands.add_parser("scenarios", help="list the shipped scenarios with their titles")
@@ -168,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     sketch.add_argument("--check", action="store_true", help="only report; exit 1 if any is missing")
     sketch.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     sketch.set_defaults(func=_cmd_sketch)
+
+    conformance = commands.add_parser(
+        "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"
+    )
+    conformance.add_argument("--root", help="the test-models' tests/ folder (default: ../shared/conformance/...)")
+    conformance.add_argument("--write", metavar="FILE.md", help="write the list (docs/conformance.md)")
+    conformance.add_argument("--quiet", action="store_true", help="no progress bar")
+    conformance.set_defaults(func=_cmd_conformance)
     return parser
 
 

@@ -207,6 +207,66 @@ class Model:
             return renamed.transpose(*variable.dims).astype(float)
         return xr.DataArray(float(value))
 
+    @cached_property
+    def engine(self):
+        """The batched engine for this .mdl, or ``None`` where it refuses a construct.
+
+        The reason for a refusal is in :attr:`engine_refusal`; runs then go through pysd.
+        """
+        from .engine import UnsupportedConstruct, load_engine
+
+        try:
+            return load_engine(self.path, cache_dir())
+        except UnsupportedConstruct as refusal:
+            self.engine_refusal = str(refusal)
+            return None
+
+    engine_refusal: str = field(default="", init=False, repr=False)
+
+    def _engine_for(self, engine: str):
+        if engine not in ("auto", "batched", "pysd"):
+            raise ModelError(f"engine must be 'auto', 'batched' or 'pysd', got {engine!r}")
+        if engine == "pysd":
+            return None
+        compiled = self.engine
+        if compiled is None:
+            if engine == "batched":
+                raise ModelError(f"{self.path.name}: {self.engine_refusal}")
+            warnings.warn(
+                f"{self.path.name}: {self.engine_refusal}; running it with pysd instead (slower, same equations)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return compiled
+
+    def _prepare(self, scenario, params, initial, time_step, final_time, saveper):
+        """Scenario, merged parameter layers and time settings of a run, all checked."""
+        from .parameters import ParameterSet
+        from .scenarios import resolve_scenario
+
+        resolved = resolve_scenario(scenario) if scenario is not None else None
+        layers = ParameterSet(self)
+        if resolved is not None:
+            layers.apply(resolved.parameters, source=str(resolved.path))
+            layers.apply_initial(resolved.initial, source=str(resolved.path))
+        if params:
+            layers.apply(params, source="params=")
+        if initial:
+            layers.apply_initial(initial, source="initial=")
+        settings = dict(self.time_settings)
+        for key, value in (("time_step", time_step), ("final_time", final_time), ("saveper", saveper)):
+            if value is not None:
+                if not np.isfinite(value) or value <= 0:
+                    raise ModelError(f"{key} must be a positive number, got {value!r}")
+                settings[key] = float(value)
+        if time_step is not None and saveper is None:
+            settings["saveper"] = max(settings["saveper"], settings["time_step"])
+        if settings["final_time"] <= settings["initial_time"]:
+            raise ModelError(
+                f"final_time {settings['final_time']:g} must be after INITIAL TIME {settings['initial_time']:g}"
+            )
+        return resolved, layers, settings
+
     def run(
         self,
         scenario=None,
@@ -218,6 +278,7 @@ class Model:
         final_time: float | None = None,
         saveper: float | None = None,
         progress: bool = False,
+        engine: str = "auto",
     ) -> xr.Dataset:
         """Run the model once and return an ``xarray.Dataset``.
 
@@ -238,7 +299,11 @@ class Model:
         time_step, final_time, saveper : float, optional
             Override the .mdl's TIME STEP, FINAL TIME and SAVEPER.
         progress : bool
-            Show a progress bar over the time steps (on standard error).
+            Show a progress bar (on standard error).
+        engine : {'auto', 'batched', 'pysd'}
+            ``'auto'`` uses the batched engine where it compiles the .mdl and pysd
+            otherwise (with a warning naming the construct); ``'pysd'`` forces pysd,
+            the reference the engine is tested against.
 
         Returns
         -------
@@ -255,30 +320,119 @@ class Model:
         >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
         0.5
         """
-        from .indicators import add_indicators, indicators_apply
-        from .outputs import build_dataset
-        from .parameters import ParameterSet
-        from .scenarios import resolve_scenario
+        resolved, layers, settings = self._prepare(scenario, params, initial, time_step, final_time, saveper)
+        columns, constant_columns = self._select(return_columns, layers.time_varying)
+        compiled = self._engine_for(engine)
+        if compiled is None:
+            times, over_time, once = self._run_pysd(layers, settings, columns, constant_columns, progress)
+        else:
+            times, over_time, once = self._run_engine(
+                compiled, layers, None, settings, columns, constant_columns, progress=progress, chunk_size=1
+            )
+            over_time = {v: a[0] for v, a in over_time.items()}
+            once = {v: a[0] for v, a in once.items()}
+        return self._finish(times, over_time, once, settings, resolved, layers, compiled)
 
-        resolved = resolve_scenario(scenario) if scenario is not None else None
-        layers = ParameterSet(self)
-        if resolved is not None:
-            layers.apply(resolved.parameters, source=str(resolved.path))
-            layers.apply_initial(resolved.initial, source=str(resolved.path))
-        if params:
-            layers.apply(params, source="params=")
-        if initial:
-            layers.apply_initial(initial, source="initial=")
+    def run_batch(
+        self,
+        params: xr.Dataset | None = None,
+        scenario=None,
+        return_columns=None,
+        *,
+        initial=None,
+        time_step: float | None = None,
+        final_time: float | None = None,
+        saveper: float | None = None,
+        chunk_size: int | None = None,
+        progress: bool = False,
+    ) -> xr.Dataset:
+        """Run many parameter sets together on the batched engine.
 
-        settings = dict(self.time_settings)
-        for key, value in (("time_step", time_step), ("final_time", final_time), ("saveper", saveper)):
-            if value is not None:
-                if not np.isfinite(value) or value <= 0:
-                    raise ModelError(f"{key} must be a positive number, got {value!r}")
-                settings[key] = float(value)
-        if time_step is not None and saveper is None:
-            settings["saveper"] = max(settings["saveper"], settings["time_step"])
-        columns, constant_columns = self._select(return_columns, layers)
+        Parameters
+        ----------
+        params : xarray.Dataset
+            One variable per parameter over a ``run`` dim, named as in the .mdl
+            (``"IOM funding"``, or one element: ``"border enforcement[North]"``);
+            subscripted parameters may carry their subscript dims (snake_case, e.g.
+            ``region``), or not, to set every element alike; variables without
+            ``run`` apply to every run. Stocks here set initial values. ``None``
+            makes a single run.
+        scenario, initial, time_step, final_time, saveper, return_columns
+            As in :meth:`run`; the scenario and ``initial`` apply to every run.
+        chunk_size : int, optional
+            Runs integrated together (default 1000). Memory while integrating is
+            bounded by the chunk (see :func:`migsd.engine.batch.chunk_memory`), plus
+            the returned values: runs x saved times x cells of ``return_columns``.
+        progress : bool
+            Show a progress bar over runs.
+
+        Returns
+        -------
+        xarray.Dataset
+            As :meth:`run`, with a leading ``run`` dim on every variable.
+
+        Examples
+        --------
+        >>> import migsd, xarray as xr
+        >>> model = migsd.load_model()
+        >>> params = xr.Dataset({"IOM funding": ("run", [0.0, 2.0])})
+        >>> ds = model.run_batch(params, return_columns=["IOM Capacity"], final_time=2000)
+        >>> ds["IOM Capacity"].sizes["run"]
+        2
+        """
+        from .engine.batch import base_inputs, batch_inputs
+
+        resolved, layers, settings = self._prepare(scenario, None, initial, time_step, final_time, saveper)
+        compiled = self.engine
+        if compiled is None:
+            raise ModelError(f"{self.path.name}: {self.engine_refusal}; run_batch needs the batched engine")
+        values, initial_values = base_inputs(self, layers)
+        runs = 1
+        run_coord = None
+        if params is not None:
+            runs = batch_inputs(self, params, values, initial_values)
+            if "run" in params.coords:
+                run_coord = params["run"].values
+        for name in params.data_vars if params is not None else ():
+            layers.sources.append(f"run_batch params['{name}']")
+        by_ident = {v.py_name: key for key, v in self.variables.items()}
+        time_varying = {by_ident[k] for k, v in values.items() if isinstance(v, tuple)}
+        columns, constant_columns = self._select(return_columns, time_varying)
+        times, over_time, once = self._run_engine(
+            compiled, layers, (values, initial_values, runs), settings, columns, constant_columns,
+            progress=progress, chunk_size=chunk_size,
+        )
+        dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=runs)
+        if run_coord is not None:
+            dataset = dataset.assign_coords(run=run_coord)
+        return dataset
+
+    def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size):
+        from .engine.batch import base_inputs, integrate, kinds_for
+
+        if inputs is None:
+            values, initial_values = base_inputs(self, layers)
+            runs = 1
+        else:
+            values, initial_values, runs = inputs
+        wanted = {}
+        for variable in [*columns, *constant_columns]:
+            wanted[variable.py_name] = tuple(len(self.subscripts[s]) for s in variable.subscripts)
+        times, results = integrate(
+            compiled, values, initial_values, runs, settings, wanted, chunk_size=chunk_size, progress=progress
+        )
+        kinds = kinds_for(compiled, values)
+        over_time, once = {}, {}
+        for variable in columns:
+            array = results[variable.py_name]
+            if kinds[variable.py_name] == "constant":
+                array = np.broadcast_to(array[:, None], (array.shape[0], len(times)) + array.shape[1:])
+            over_time[variable] = array
+        for variable in constant_columns:
+            once[variable] = results[variable.py_name]
+        return times, over_time, once
+
+    def _run_pysd(self, layers, settings, columns, constant_columns, progress):
         pysd_model = self._pysd_model()
         pysd_params = layers.to_pysd(settings)
         try:
@@ -310,21 +464,32 @@ class Model:
                 )
         except (FloatingPointError, ZeroDivisionError, KeyError, ValueError, TypeError) as error:
             raise ModelError(f"{self.path.name}: the run failed: {error}") from error
-        constants = {
-            v.name: self._as_dataarray(getattr(pysd_model.components, v.py_name)(), v) for v in constant_columns
+        times = np.asarray(frame.index, dtype=float)
+        over_time = {v: frame_column(frame, v) for v in columns}
+        once = {
+            v: self._as_dataarray(getattr(pysd_model.components, v.py_name)(), v).values.astype(float)
+            for v in constant_columns
         }
+        return times, over_time, once
+
+    def _finish(self, times, over_time, once, settings, resolved, layers, compiled, runs=None) -> xr.Dataset:
+        from .indicators import add_indicators, indicators_apply
+        from .outputs import build_dataset
+
         dataset = build_dataset(
             self,
-            frame,
-            columns,
-            constants,
+            times,
+            over_time,
+            once,
             settings=settings,
             scenario=resolved,
             sources=layers.sources,
+            engine=_engine_label(compiled),
+            runs=runs,
         )
         return add_indicators(dataset) if indicators_apply(dataset) else dataset
 
-    def _select(self, return_columns, layers) -> tuple[list[Variable], list[Variable]]:
+    def _select(self, return_columns, time_varying: set[str]) -> tuple[list[Variable], list[Variable]]:
         """Variables saved over time, and constants saved once, for ``return_columns``."""
         if return_columns is None:
             chosen = [v for v in self.variables.values() if v.name not in CONTROL_VARIABLES and not v.is_lookup]
@@ -335,9 +500,19 @@ class Model:
             lookups = [v.name for v in chosen if v.is_lookup]
             if lookups:
                 raise ModelError(f"return_columns: {lookups} are lookup tables, not variables with values")
-        over_time = [v for v in chosen if not v.is_constant or canonical(v.name) in layers.time_varying]
-        once = [v for v in chosen if v.is_constant and canonical(v.name) not in layers.time_varying]
+        over_time = [v for v in chosen if not v.is_constant or canonical(v.name) in time_varying]
+        once = [v for v in chosen if v.is_constant and canonical(v.name) not in time_varying]
         return over_time, once
+
+
+def _engine_label(compiled) -> str:
+    if compiled is None:
+        import pysd
+
+        return f"pysd {pysd.__version__}"
+    from .engine.compiler import ENGINE_VERSION
+
+    return f"migsd batched engine {ENGINE_VERSION} (Euler)"
 
 
 def _limits(value) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import MigsdError
-from .model import MODELS_DIR, Model, frame_column
+from .model import MODELS_DIR, Model
 from .names import snake_case
 from .units import units_attr
 
@@ -54,22 +54,32 @@ def _versions() -> str:
     )
 
 
-def build_dataset(model: Model, frame, columns, constants, *, settings, scenario, sources) -> xr.Dataset:
-    """Turn pysd's output frame into a Dataset with dims, coords and attrs from the .mdl."""
-    times = np.asarray(frame.index, dtype=float)
+def build_dataset(
+    model: Model, times, over_time, once, *, settings, scenario, sources, engine: str = "", runs: int | None = None
+) -> xr.Dataset:
+    """Arrays of a run (or of ``runs`` runs, leading axis) as a Dataset with dims, coords and attrs from the .mdl.
+
+    ``over_time`` maps variables to arrays shaped (time, *subscripts), ``once`` to
+    (*subscripts); with ``runs`` both have a leading run axis.
+    """
+    times = np.asarray(times, dtype=float)
+    lead = ("run",) if runs is not None else ()
     coords: dict[str, object] = {"time": ("time", times, {"long_name": "Time", "units": "Year", "mdl_units": "Year"})}
+    if runs is not None:
+        coords["run"] = ("run", np.arange(runs), {"long_name": "Run"})
     for subscript, elements in model.subscripts.items():
         variable_dim = snake_case(subscript)
         coords[variable_dim] = (variable_dim, np.asarray(elements, dtype=object), {"long_name": subscript})
     data_vars = {}
-    for variable in columns:
-        values = frame_column(frame, variable)
-        data_vars[variable.name] = xr.Variable(("time", *variable.dims), values, variable_attrs(variable))
-    for name, value in constants.items():
-        variable = model.variable(name)
-        data_vars[variable.name] = xr.Variable(variable.dims, value.values.astype(float), variable_attrs(variable))
+    for variable, values in over_time.items():
+        data_vars[variable.name] = xr.Variable((*lead, "time", *variable.dims), values, variable_attrs(variable))
+    for variable, values in once.items():
+        data_vars[variable.name] = xr.Variable((*lead, *variable.dims), np.asarray(values, dtype=float),
+                                               variable_attrs(variable))
     used_dims = {d for v in data_vars.values() for d in v.dims}
-    dataset = xr.Dataset(data_vars, coords={k: v for k, v in coords.items() if k in used_dims or k == "time"})
+    dataset = xr.Dataset(
+        data_vars, coords={k: v for k, v in coords.items() if k in used_dims or k in ("time", "run")}
+    )
     dataset.attrs = {
         "title": "migsd run" + (f": {scenario.title}" if scenario is not None else ""),
         "model_file": repo_relative(model.path),
@@ -81,6 +91,7 @@ def build_dataset(model: Model, frame, columns, constants, *, settings, scenario
         "final_time": settings["final_time"],
         "time_step": settings["time_step"],
         "saveper": settings["saveper"],
+        "engine": engine,
         "versions": _versions(),
         "history": f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} migsd run",
         "references": REFERENCES,

@@ -99,3 +99,40 @@ def time_step_change(model, coarse: xr.Dataset, fine: xr.Dataset, names) -> dict
             scale = scale.where(scale > 0, 1)
         changes[name] = float((abs(coarse[name] - fine[name]).max("time") / scale).max())
     return changes
+
+
+def relative_difference(actual: xr.DataArray, expected: xr.DataArray) -> float:
+    """Largest |actual - expected| relative to |expected|, values near zero judged on the variable's scale.
+
+    The denominator is ``max(|expected|, 1e-6 x max|expected|)`` so a variable that
+    crosses zero is not judged by its noise at the crossing.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> relative_difference(xr.DataArray([1.0, 2.0]), xr.DataArray([1.0, 2.0 + 2e-12])) < 1.1e-12
+    True
+    """
+    a = np.asarray(actual.transpose(*expected.dims).values, dtype=float)
+    b = np.asarray(expected.values, dtype=float)
+    if a.shape != b.shape:
+        raise AssertionError(f"shapes differ: {a.shape} and {b.shape}")
+    both_nan = np.isnan(a) & np.isnan(b)
+    scale = np.nanmax(np.abs(b)) if np.any(np.isfinite(b)) else 0.0
+    floor = max(scale * 1e-6, np.finfo(float).tiny)
+    difference = np.where(both_nan, 0.0, np.abs(a - b)) / np.maximum(np.abs(b), floor)
+    return float(np.max(np.where(both_nan, 0.0, difference), initial=0.0))
+
+
+def assert_runs_agree(actual: xr.Dataset, expected: xr.Dataset, *, rtol: float = 1e-9) -> None:
+    """Every variable of ``expected`` is in ``actual`` and within ``rtol`` (see :func:`relative_difference`)."""
+    problems = []
+    for name, variable in expected.data_vars.items():
+        if name not in actual:
+            problems.append(f"'{name}' is missing")
+            continue
+        difference = relative_difference(actual[name], variable)
+        if not difference <= rtol:
+            problems.append(f"'{name}' differs by {difference:.3g} (relative)")
+    if problems:
+        raise AssertionError(f"runs disagree beyond {rtol:g}:\n  " + "\n  ".join(problems))

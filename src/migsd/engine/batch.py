@@ -1,0 +1,263 @@
+"""Drive the generated engine over chunks of runs and collect the saved values.
+
+Inputs are checked before any time step: every batch parameter must be a constant
+(or, for initial values, a stock) of the .mdl, with the run dim and only that
+variable's subscript dims, finite numbers, and elements that exist.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from ..errors import ScenarioError
+from ..names import canonical, did_you_mean
+from ..parameters import ALL, Points, _fill
+
+#: Default number of runs integrated together; large enough to amortise Python's
+#: per-operation cost, small enough that every intermediate array stays in cache.
+DEFAULT_CHUNK = 1000
+
+
+def simulation_times(settings: dict[str, float]) -> tuple[list[float], list[bool], np.ndarray]:
+    """Every integration time, whether it is saved, and the saved times, as pysd steps them."""
+    start, final, dt, saveper = (settings[k] for k in ("initial_time", "final_time", "time_step", "saveper"))
+    precision = dt * 1e-5
+    times, now = [], start
+    while now + precision < final:
+        times.append(now)
+        now = now + dt
+    times.append(now)
+    save = []
+    for now in times:
+        delay = now - start
+        save.append(bool(delay % saveper < precision or -delay % saveper < precision))
+    digits = -int(np.log10(precision))
+    saved = np.round(np.asarray([t for t, s in zip(times, save) if s]), digits)
+    return times, save, saved
+
+
+def base_inputs(model, layers) -> tuple[dict, dict]:
+    """Engine inputs shared by every run: constants (arrays or points over time) and initial stocks."""
+    values: dict = {}
+    for key, entries in layers.values.items():
+        variable = model.variables[key]
+        default = model.defaults[key]
+        knots = sorted({t for v in entries.values() if isinstance(v, Points) for t in v.times})
+        if not knots:
+            values[variable.py_name] = _fill(default, entries, None).values.astype(float)[None]
+        else:
+            frames = [_fill(default, entries, t).values.astype(float) for t in knots]
+            values[variable.py_name] = (np.asarray(knots), np.stack(frames, axis=-1)[None])
+    initial: dict = {}
+    for key, entries in layers.initial.items():
+        variable = model.variables[key]
+        shape = tuple(len(model.subscripts[s]) for s in variable.subscripts)
+        given = np.zeros(shape)
+        mask = np.zeros(shape, dtype=bool)
+        for element_key, number in entries.items():
+            index = ... if element_key == ALL else _index(model, variable, element_key)
+            given[index] = number
+            mask[index] = True
+        initial[variable.py_name] = (given[None], mask)
+    return values, initial
+
+
+def _index(model, variable, elements: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(model.subscripts[s].index(e) for s, e in zip(variable.subscripts, elements))
+
+
+def batch_inputs(model, params: xr.Dataset, values: dict, initial: dict) -> int:
+    """Merge a Dataset of per-run parameters into the engine inputs; returns the number of runs."""
+    if not isinstance(params, xr.Dataset):
+        raise ScenarioError(f"params must be an xarray.Dataset over a 'run' dim, got {type(params).__name__}")
+    runs = params.sizes.get("run")
+    if runs is None:
+        raise ScenarioError(f"params has no 'run' dim (dims: {dict(params.sizes)}); put one value per run along 'run'")
+    if runs == 0:
+        raise ScenarioError("params has an empty 'run' dim; give at least one run")
+    for name, array in params.data_vars.items():
+        where = f"params['{name}']"
+        variable, elements = _parse(model, str(name), where)
+        data = _checked_values(model, variable, elements, array, where)
+        target = initial if variable.is_stock else values
+        ident = variable.py_name
+        shape = tuple(len(model.subscripts[s]) for s in variable.subscripts)
+        index = ... if elements is None else _index(model, variable, elements)
+        if variable.is_stock:
+            given, mask = target.get(ident, (np.zeros((1,) + shape), np.zeros(shape, dtype=bool)))
+            given = np.array(np.broadcast_to(given, (runs,) + shape))
+            given[(slice(None),) + (index if isinstance(index, tuple) else (index,))] = data
+            mask = mask.copy()
+            mask[index] = True
+            target[ident] = (given, mask)
+            continue
+        current = target.get(ident)
+        if current is None:
+            current = model.defaults[canonical(variable.name)].values.astype(float)[None]
+        if isinstance(current, tuple) and elements is None:
+            current = current[1][..., 0]  # a whole variable given per run no longer varies over time
+        if isinstance(current, tuple):
+            knots, frames = current
+            frames = np.array(np.broadcast_to(frames, (runs,) + frames.shape[1:]))
+            where_index = (slice(None),) + (index if isinstance(index, tuple) else (index,))
+            frames[where_index] = data[..., None]
+            # once no element is left varying over time, the variable is a plain constant again
+            target[ident] = frames[..., 0] if np.all(frames == frames[..., :1]) else (knots, frames)
+        else:
+            current = np.array(np.broadcast_to(current, (runs,) + shape))
+            current[(slice(None),) + (index if isinstance(index, tuple) else (index,))] = data
+            target[ident] = current
+    return runs
+
+
+def _parse(model, key: str, where: str):
+    from ..parameters import _KEY
+
+    match = _KEY.match(key)
+    if not match:
+        raise ScenarioError(f"{where}: '{key}' is not a .mdl name (write 'name' or 'name[Element,...]')")
+    name = match.group("name")
+    candidates = [v.name for v in model.variables.values()]
+    if canonical(name) not in model.variables:
+        raise ScenarioError(f"{where}: '{name}' is not a variable of {model.path.name}." + did_you_mean(name, candidates))
+    variable = model.variables[canonical(name)]
+    if not (variable.is_constant or variable.is_stock):
+        raise ScenarioError(
+            f"{where}: '{variable.name}' is computed by an equation ({variable.kind.lower()}); "
+            "a batch sets constants, or initial values of stocks"
+        )
+    subs = match.group("subs")
+    elements = None if subs is None else tuple(s.strip() for s in subs.split(","))
+    if elements is not None:
+        if len(elements) != len(variable.subscripts):
+            raise ScenarioError(
+                f"{where}: {len(elements)} subscript(s) given; '{variable.name}' is subscripted by "
+                f"[{', '.join(variable.subscripts)}]"
+            )
+        for element, subscript in zip(elements, variable.subscripts):
+            valid = model.subscripts[subscript]
+            if element not in valid:
+                raise ScenarioError(
+                    f"{where}: '{element}' is not an element of {subscript} ({', '.join(valid)})."
+                    + did_you_mean(element, valid)
+                )
+    return variable, elements
+
+
+def _checked_values(model, variable, elements, array: xr.DataArray, where: str) -> np.ndarray:
+    """Values as (run, *subscript dims) in the variable's order, broadcast where a dim is absent."""
+    expected = () if elements is not None else variable.dims
+    extra = [d for d in array.dims if d != "run" and d not in expected]
+    if extra:
+        raise ScenarioError(
+            f"{where}: unexpected dim(s) {extra}; '{variable.name}' takes 'run'"
+            + (f" and its subscript dims {list(expected)}" if expected else " only")
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ScenarioError(f"{where}: values must be real numbers, got dtype {array.dtype}")
+    for dim in array.dims:
+        if dim == "run":
+            continue
+        subscript = variable.subscripts[variable.dims.index(dim)]
+        valid = model.subscripts[subscript]
+        if dim in array.coords:
+            labels = [str(x) for x in array[dim].values]
+            if labels != valid:
+                raise ScenarioError(f"{where}: '{dim}' must be labelled {valid} in that order, got {labels}")
+        elif array.sizes[dim] != len(valid):
+            raise ScenarioError(f"{where}: '{dim}' has length {array.sizes[dim]}; {subscript} has {len(valid)} elements")
+    values = np.asarray(array.transpose(*[d for d in ("run", *expected) if d in array.dims]).values, dtype=float)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.isfinite(values)))
+        raise ScenarioError(f"{where}: {bad} value(s) are NaN or infinite; every run needs a finite number")
+    shape = tuple(len(model.subscripts[variable.subscripts[variable.dims.index(d)]]) for d in expected)
+    if "run" not in array.dims:
+        values = values[None]
+    for position, dim in enumerate(expected):
+        if dim not in array.dims:
+            values = np.expand_dims(values, 1 + position)
+    return np.broadcast_to(values, (values.shape[0],) + shape)
+
+
+def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wanted: dict[str, tuple],
+              *, chunk_size: int | None = None, progress: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run the engine over ``runs`` runs in chunks; ``wanted`` maps identifiers to their shapes."""
+    times, save, saved = simulation_times(settings)
+    series = frozenset(k for k, v in values.items() if isinstance(v, tuple))
+    module = engine.module(series)
+    simulate = module["simulate"]
+    kinds = _kinds(engine, series)
+    results = {}
+    for ident, shape in wanted.items():
+        if kinds[ident] == "constant":
+            results[ident] = np.empty((runs,) + shape)
+        else:
+            results[ident] = np.empty((runs, len(saved)) + shape)
+    chunk = max(1, int(chunk_size or DEFAULT_CHUNK))
+    starts = range(0, runs, chunk)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=runs, desc="runs", unit="run")
+    consts = {k: float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper")}
+    try:
+        for start in starts:
+            stop = min(runs, start + chunk)
+            P = {k: _rows(v, start, stop) for k, v in values.items()}
+            I = {k: (_rows(v[0], start, stop), v[1]) for k, v in initial.items()}
+            out = {k: v[start:stop] for k, v in results.items()}
+            with np.errstate(all="ignore"):
+                simulate(P, I, times, save, out, consts, stop - start)
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+    _warn_non_finite(engine, results)
+    return saved, results
+
+
+def _kinds(engine, series) -> dict[str, str]:
+    kinds = {i: n.kind for i, n in engine.nodes.items()}
+    for ident in series:
+        kinds[ident] = "series"
+    changed = True
+    while changed:
+        changed = False
+        for i, n in engine.nodes.items():
+            if kinds[i] == "constant" and any(kinds[d] in ("dynamic", "series") for d in n.deps):
+                kinds[i] = "dynamic"
+                changed = True
+    return kinds
+
+
+def kinds_for(engine, values: dict) -> dict[str, str]:
+    """Which variables vary over time for these inputs ('constant', 'dynamic', 'series')."""
+    return _kinds(engine, frozenset(k for k, v in values.items() if isinstance(v, tuple)))
+
+
+def _rows(value, start: int, stop: int):
+    if isinstance(value, tuple):
+        knots, frames = value
+        return knots, (frames[start:stop] if frames.shape[0] > 1 else frames)
+    return value[start:stop] if value.shape[0] > 1 else value
+
+
+def _warn_non_finite(engine, results: dict[str, np.ndarray]) -> None:
+    bad = [engine.nodes[k].name for k, v in results.items() if not np.all(np.isfinite(v))]
+    if bad:
+        shown = ", ".join(f"'{b}'" for b in bad[:8]) + (" ..." if len(bad) > 8 else "")
+        warnings.warn(f"non-finite values (NaN or infinite) in {len(bad)} variable(s): {shown}", RuntimeWarning,
+                      stacklevel=3)
+
+
+def chunk_memory(engine, chunk: int) -> int:
+    """Bytes of the arrays one chunk keeps alive while it integrates (an upper bound)."""
+    cells = sum(math.prod(n.shape) for n in engine.nodes.values() if n.kind in ("constant", "dynamic"))
+    cells += sum(math.prod(s.shape) for s in engine.compiled.states.values()) * 2
+    return int(cells * chunk * 8)

@@ -1,0 +1,244 @@
+"""Assemble a compiled model into one Python module, cached by model content, and load it.
+
+The module defines ``simulate(P, I, times, save, out, consts, rows)``: constants once,
+then the initial values, then the time loop, every variable a local name so
+the loop pays no dictionary lookups. Which constants are given as points over
+time changes which variables must be recomputed each step, so a variant of the
+module is generated per set of such constants (most runs use the plain one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .compiler import CONTROL, ENGINE_VERSION, CompiledModel, Node, compile_mdl
+from .runtime import HELPERS
+
+
+def _toposort(names: list[str], deps: dict[str, set[str]], what: str) -> list[str]:
+    """Order ``names`` so each follows its dependencies; .mdl order breaks ties."""
+    position = {n: i for i, n in enumerate(names)}
+    pending = {n: {d for d in deps[n] if d in position and d != n} for n in names}
+    for n in names:
+        if n in deps[n]:
+            raise ModelError(f"{what}: '{n}' depends on itself")
+    ordered, ready = [], sorted((n for n in names if not pending[n]), key=position.get)
+    users: dict[str, list[str]] = {n: [] for n in names}
+    for n, ds in pending.items():
+        for d in ds:
+            users[d].append(n)
+    import heapq
+
+    heap = [(position[n], n) for n in ready]
+    heapq.heapify(heap)
+    while heap:
+        _, n = heapq.heappop(heap)
+        ordered.append(n)
+        for user in users[n]:
+            pending[user].discard(n)
+            if not pending[user]:
+                heapq.heappush(heap, (position[user], user))
+    if len(ordered) != len(names):
+        stuck = [n for n in names if n not in ordered]
+        raise ModelError(f"{what}: circular equations among {stuck}")
+    return ordered
+
+
+@dataclass
+class Engine:
+    """A compiled model and its generated modules."""
+
+    compiled: CompiledModel
+    cache: Path | None = None
+    _modules: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        return self.compiled.nodes
+
+    def constants(self) -> list[str]:
+        return [i for i, n in self.nodes.items() if n.kind == "constant"]
+
+    def control_settings(self) -> dict[str, float]:
+        """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER as the .mdl sets them."""
+        namespace: dict = {"np": np, **HELPERS}
+        for ident in CONTROL:
+            if ident not in self.nodes:
+                raise ModelError(f"{self.compiled.source}: the .mdl does not define {ident.upper().replace('_', ' ')}")
+            exec("\n".join(self.nodes[ident].code), namespace)
+        return {ident: float(np.asarray(namespace[f"v_{ident}"]).reshape(-1)[0]) for ident in CONTROL}
+
+    def module(self, series: frozenset[str] = frozenset()):
+        """The generated module for runs where ``series`` (identifiers) vary over time."""
+        if series not in self._modules:
+            source = generate(self.compiled, series)
+            namespace = {"np": np, **HELPERS, **self.compiled.tables}
+            filename = "<migsd engine>"
+            if self.cache is not None:
+                name = "engine.py" if not series else f"engine-{_digest(sorted(series))}.py"
+                path = self.cache / name
+                if not path.exists():
+                    _atomic_write(path, source)
+                filename = str(path)
+            exec(compile(source, filename, "exec"), namespace)
+            self._modules[series] = namespace
+        return self._modules[series]
+
+
+def generate(compiled: CompiledModel, series: frozenset[str] = frozenset()) -> str:
+    """Python source of ``simulate`` for ``compiled``."""
+    nodes = compiled.nodes
+    names = list(nodes)
+    kind = {i: n.kind for i, n in nodes.items()}
+    for ident in series:
+        kind[ident] = "series"
+    changed = True
+    while changed:
+        changed = False
+        for i, n in nodes.items():
+            if kind[i] == "constant" and any(kind[d] in ("dynamic", "series") for d in n.deps):
+                kind[i] = "dynamic"
+                changed = True
+    computed = [i for i in names if kind[i] in ("constant", "dynamic", "series")]
+    deps = {i: set(nodes[i].deps) for i in names}
+    constants = _toposort([i for i in computed if kind[i] == "constant"], deps, "constants")
+    dynamic_names = [i for i in computed if kind[i] in ("dynamic", "series")]
+    step_order = _toposort(dynamic_names, deps, "equations")
+
+    # initial values: states and the variables their initial values need, in dependency order
+    states = compiled.states
+    init_deps = {i: set(nodes[i].deps) | set(nodes[i].reads_states) for i in dynamic_names}
+    for s, state in states.items():
+        init_deps[s] = {d for d in state.init_deps if kind.get(d) in ("dynamic", "series")}
+    needed, frontier = set(), list(states)
+    while frontier:
+        item = frontier.pop()
+        if item in needed:
+            continue
+        needed.add(item)
+        frontier.extend(d for d in init_deps[item] if d in init_deps)
+    ordering = [i for i in dynamic_names if i in needed]
+    state_names = list(states)
+    position = {n: k for k, n in enumerate(ordering + state_names)}
+    init_order = _toposort(
+        sorted(needed, key=lambda n: (nodes[n].order if n in nodes else nodes[states[n].owner].order, position[n])),
+        {k: init_deps[k] for k in needed},
+        "initial values",
+    )
+
+    def node_code(ident: str) -> list[str]:
+        if kind[ident] == "series":
+            return [f"v_{ident} = _series_at(time, *P['{ident}'])"]
+        return nodes[ident].code
+
+    body: list[str] = []
+    for ident in CONTROL:
+        if ident in nodes:
+            body.append(f"v_{ident} = consts['{ident}']")
+    body.append("time = consts['initial_time']")
+    body.append("# constants")
+    for ident in constants:
+        if nodes[ident].internal:
+            body.extend(nodes[ident].code)
+            continue
+        body.append(f"if '{ident}' in P:")
+        body.append(f"    v_{ident} = P['{ident}']")
+        body.append("else:")
+        body.extend("    " + line for line in nodes[ident].code)
+    body.append("# initial values")
+    for item in init_order:
+        if item in states:
+            state = states[item]
+            body.extend(state.init)
+            if state.is_stock:
+                body.append(f"if '{state.owner}' in I:")
+                body.append(f"    _given, _mask = I['{state.owner}']")
+                body.append(f"    {item} = np.where(_mask[{state.location or '...'}], _given[:, {state.location or '...'}], {item})")
+        else:
+            body.extend(node_code(item))
+    body.append("# outputs")
+    saved = [i for i in names if kind[i] in ("constant", "dynamic", "series") and not nodes[i].internal]
+    for ident in saved:
+        body.append(f"o_{ident} = out.get('{ident}')")
+    for ident in (c for c in constants if not nodes[c].internal):
+        body.append(f"if o_{ident} is not None:")
+        body.append(f"    o_{ident}[:] = v_{ident}")
+    body.append("k = 0")
+    body.append("last = len(times) - 1")
+    body.append("for n, time in enumerate(times):")
+    loop: list[str] = []
+    for ident in step_order:
+        loop.extend(node_code(ident))
+    loop.append("if save[n]:")
+    for ident in (d for d in dynamic_names if not nodes[d].internal):
+        loop.append(f"    if o_{ident} is not None:")
+        loop.append(f"        o_{ident}[:, k] = v_{ident}")
+    loop.append("    k += 1")
+    loop.append("if n == last:")
+    loop.append("    break")
+    for state in states.values():
+        loop.extend(state.update)
+    for name, state in states.items():
+        if state.update:
+            loop.append(f"{name} = n_{name}")
+    body.extend("    " + line for line in loop)
+    body.append("return k")
+    header = (
+        f"# Generated by migsd's batched engine {ENGINE_VERSION} from {Path(compiled.source).name}; do not edit.\n"
+        "def simulate(P, I, times, save, out, consts, rows):\n"
+    )
+    return header + textwrap.indent("\n".join(body), "    ") + "\n"
+
+
+def _digest(parts) -> str:
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+def _engine_source() -> str:
+    """Digest of the engine's own code, so a changed compiler never reuses an old cache."""
+    here = Path(__file__).parent
+    return _digest([hashlib.sha256((here / f).read_bytes()).hexdigest() for f in ("compiler.py", "codegen.py", "runtime.py")])
+
+
+def load_engine(mdl_path: Path, cache_root: Path | None = None) -> Engine:
+    """The engine for ``mdl_path``, compiled once per model content, pysd and engine version."""
+    import pysd
+
+    mdl_path = Path(mdl_path)
+    key = _digest([hashlib.sha256(mdl_path.read_bytes()).hexdigest(), pysd.__version__, ENGINE_VERSION, _engine_source()])
+    if cache_root is None:
+        compiled = compile_mdl(mdl_path)
+        return Engine(compiled)
+    folder = Path(cache_root) / "engines" / key
+    stored = folder / "compiled.pickle"
+    compiled = None
+    if stored.exists():
+        try:
+            compiled = pickle.loads(stored.read_bytes())
+        except Exception:  # a cache written by another version is rebuilt, never trusted
+            compiled = None
+    if compiled is None:
+        compiled = compile_mdl(mdl_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".partial")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(pickle.dumps(compiled))
+        os.replace(temporary, stored)
+    return Engine(compiled, folder)

@@ -1,0 +1,181 @@
+"""Run the SDXorg test-models through the engine and compare with their reference outputs.
+
+Each model folder holds one Vensim model exercising one language feature and its
+reference output (most produced by Vensim). A model is *refused* when the engine
+does not compile one of its constructs, *passes* when every reference column is
+matched within pysd's own tolerance (``abs(x - y) <= atol + rtol * abs(y)``, both
+1e-5, as in ``pysd.tools.benchmarking.assert_allclose``), and *fails* otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MigsdError
+from .batch import simulation_times
+from .codegen import load_engine
+from .compiler import UnsupportedConstruct
+
+RTOL = 1e-5
+ATOL = 1e-5
+DEFAULT_ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "sdxorg-test-models" / "tests"
+
+
+@dataclass
+class Outcome:
+    model: str  # folder/file.mdl, relative to the tests folder
+    status: str  # 'passes', 'fails', 'refused', 'no reference'
+    detail: str = ""
+
+
+def find_models(root: Path = DEFAULT_ROOT) -> list[Path]:
+    """Every test-model under ``root``: the ``test_*.mdl`` of a folder, else its only models.
+
+    A folder may also hold a helper model (e.g. one that generates another's data)
+    whose reference output is not its own.
+    """
+    found = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        models = sorted(folder.glob("test_*.mdl")) or sorted(folder.glob("*.mdl"))
+        found.extend(models)
+    return found
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[\s_]+", " ", text.strip().strip('"')).lower()
+
+
+def _reference(folder: Path):
+    from pysd.py_backend.utils import detect_encoding, load_outputs
+
+    for name in ("output.csv", "output.tab"):
+        path = folder / name
+        if path.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return load_outputs(path, encoding=detect_encoding(path))
+    return None
+
+
+def run_default(engine, names: set[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One run with the .mdl's own settings; values keyed 'Name[elem,...]' (case kept)."""
+    settings = engine.control_settings()
+    times, save, saved = simulation_times(settings)
+    simulate = engine.module()["simulate"]
+    out = {}
+    for ident, node in engine.nodes.items():
+        if node.internal or node.kind not in ("constant", "dynamic"):
+            continue
+        shape = (1,) + ((len(saved),) if node.kind == "dynamic" else ()) + node.shape
+        out[ident] = np.empty(shape)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pysd's own notices (e.g. a delay order lowered) are expected here
+        simulate({}, {}, times, save, out, settings, 1)
+    columns = {}
+    subscripts = engine.compiled.subscripts
+    for ident, values in out.items():
+        node = engine.nodes[ident]
+        series = values[0] if node.kind == "dynamic" else np.broadcast_to(values[0], (len(saved),) + node.shape)
+        if not node.dims:
+            columns[node.name] = np.asarray(series, dtype=float).reshape(len(saved))
+            continue
+        for index in np.ndindex(*node.shape):
+            labels = ",".join(subscripts[d][i] for d, i in zip(node.dims, index))
+            columns[f"{node.name}[{labels}]"] = series[(slice(None),) + index]
+    for control in ("initial_time", "final_time", "time_step", "saveper"):
+        if control in engine.nodes:
+            columns[engine.nodes[control].name] = np.full(len(saved), settings[control])
+    return saved, columns
+
+
+def check(mdl_path: Path, root: Path = DEFAULT_ROOT) -> Outcome:
+    """Compile, run and compare one test-model."""
+    mdl_path = Path(mdl_path)
+    label = mdl_path.relative_to(root).as_posix() if mdl_path.is_relative_to(root) else mdl_path.name
+    canon = _reference(mdl_path.parent)
+    if canon is None:
+        return Outcome(label, "no reference", "no output.csv or output.tab")
+    try:
+        engine = load_engine(mdl_path)
+    except UnsupportedConstruct as refusal:
+        return Outcome(label, "refused", str(refusal))
+    except Exception as error:  # pysd's parser raises many kinds on a file it cannot read
+        return Outcome(label, "refused", f"not read: {type(error).__name__}: {str(error).splitlines()[0][:120]}")
+    try:
+        times, columns = run_default(engine)
+    except (MigsdError, ArithmeticError, ValueError, IndexError, TypeError, KeyError, NameError) as error:
+        return Outcome(label, "fails", f"run failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+    ours = {_key(k): v for k, v in columns.items()}
+    canon_times = np.asarray(canon.index, dtype=float)
+    if len(canon_times) != len(times) or not np.allclose(canon_times, times):
+        return Outcome(label, "fails", f"saved times differ: reference {len(canon_times)}, engine {len(times)}")
+    missing, worst, worst_name = [], 0.0, ""
+    for column in canon.columns:
+        key = _key(str(column))
+        if key == "time":
+            continue
+        if key not in ours:
+            missing.append(str(column))
+            continue
+        expected = np.asarray(canon[column].values, dtype=float)
+        actual = ours[key]
+        if np.all(np.isnan(expected[1:])):  # Vensim writes constants in the first row only
+            expected, actual = expected[:1], actual[:1]
+        fine = np.abs(actual - expected) <= ATOL + RTOL * np.abs(expected)
+        fine |= np.isnan(actual) & np.isnan(expected)
+        if not np.all(fine):
+            excess = float(np.nanmax(np.abs(actual - expected) / (ATOL + RTOL * np.abs(expected))))
+            if excess > worst or not worst_name:
+                worst, worst_name = excess, str(column)
+    if missing:
+        return Outcome(label, "fails", f"{len(missing)} reference column(s) not produced, e.g. '{missing[0]}'")
+    if worst_name:
+        return Outcome(label, "fails", f"'{worst_name}' off by {worst:.3g} x the tolerance")
+    return Outcome(label, "passes")
+
+
+def run_all(root: Path = DEFAULT_ROOT, progress: bool = False) -> list[Outcome]:
+    models = find_models(root)
+    if progress:
+        from tqdm.auto import tqdm
+
+        models = tqdm(models, desc="conformance", unit="model")
+    return [check(path, root) for path in models]
+
+
+def report(outcomes: list[Outcome]) -> str:
+    """The generated conformance list (Markdown)."""
+    counts = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    lines = [
+        "# Engine conformance with the SDXorg test-models",
+        "",
+        "Generated by `migsd conformance --write docs/conformance.md`; do not edit by hand.",
+        "`make test` reruns every model and fails if any outcome below changes for the worse.",
+        f"Tolerance: |engine - reference| <= {ATOL:g} + {RTOL:g} x |reference| (pysd's own test tolerance).",
+        "",
+        "Summary: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+        "",
+        "| model | outcome | detail |",
+        "|---|---|---|",
+    ]
+    for outcome in outcomes:
+        detail = outcome.detail.replace("|", "\\|")
+        lines.append(f"| `{outcome.model}` | {outcome.status} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def read_report(text: str) -> dict[str, str]:
+    """Outcome per model from a generated report."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^\| `([^`]+)` \| ([a-z ]+) \|", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found

@@ -1,0 +1,43 @@
+"""The SDXorg test-models through the batched engine, against the generated list in docs/conformance.md.
+
+The list is written by ``migsd conformance --write docs/conformance.md``; each model
+listed as passing must still pass (the count only grows), and every outcome must be
+what the list says, so the list can never go stale. Skipped where the test-models
+are absent.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from migsd.engine.conformance import DEFAULT_ROOT, check, find_models, read_report
+
+LISTED = read_report((Path(__file__).resolve().parents[1] / "docs" / "conformance.md").read_text(encoding="utf-8"))
+MODELS = find_models(DEFAULT_ROOT) if DEFAULT_ROOT.is_dir() else []
+
+
+@pytest.mark.skipif(not MODELS, reason="the SDXorg test-models are not beside the project")
+@pytest.mark.parametrize("path", MODELS, ids=[p.parent.name for p in MODELS])
+def test_test_model_outcome_is_as_listed(path):
+    outcome = check(path, DEFAULT_ROOT)
+    listed = LISTED.get(outcome.model)
+    assert listed is not None, f"{outcome.model} is not in docs/conformance.md; regenerate it"
+    if listed == "passes":
+        assert outcome.status == "passes", f"{outcome.model} passed before and now {outcome.status}: {outcome.detail}"
+    assert outcome.status == listed, (
+        f"{outcome.model} now {outcome.status} (listed: {listed}); regenerate docs/conformance.md: {outcome.detail}"
+    )
+
+
+@pytest.mark.skipif(not MODELS, reason="the SDXorg test-models are not beside the project")
+def test_every_listed_model_still_exists():
+    present = {check_label(p) for p in MODELS}
+    assert set(LISTED) <= present, f"listed but absent: {sorted(set(LISTED) - present)}"
+
+
+def check_label(path: Path) -> str:
+    return path.relative_to(DEFAULT_ROOT).as_posix()
+
+
+def test_the_list_has_passing_models():
+    assert sum(1 for status in LISTED.values() if status == "passes") >= 100

@@ -1,0 +1,149 @@
+"""The batched engine: agreement with pysd, independence of runs, input checks, fallback."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import migsd
+from migsd.errors import ModelError, ScenarioError
+from migsd.testing import assert_runs_agree, relative_difference
+
+from .conftest import DATA
+
+SCENARIOS = migsd.list_scenarios()
+
+
+def perturbed(model, runs: int, seed: int) -> xr.Dataset:
+    """A batch: run 0 keeps the defaults, the others move uncertain constants (scalar, element, whole range)."""
+    rng = np.random.default_rng(seed)
+    factors = rng.uniform(0.7, 1.3, size=(runs, 4))
+    factors[0] = 1.0
+    region = model.subscripts["Region"]
+    culturalist = model.defaults["culturalist weight"].values
+    return xr.Dataset(
+        {
+            "material weight": ("run", 3.0 * factors[:, 0]),
+            "present bias weight": ("run", 0.7 * factors[:, 1]),
+            "tightening time": ("run", 4.0 * factors[:, 2]),
+            "culturalist weight": (("run", "region"), culturalist[None, :] * factors[:, 3:4]),
+            "route mortality[North]": ("run", 0.008 * factors[:, 0]),
+        },
+        coords={"region": region},
+    )
+
+
+def as_params(batch: xr.Dataset, run: int) -> dict:
+    """The same values as Model.run params."""
+    params = {}
+    for name, values in batch.data_vars.items():
+        row = values.isel(run=run)
+        params[name] = row if row.dims else float(row)
+    return params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_batch_agrees_with_separate_pysd_runs(model, scenario):
+    batch = perturbed(model, runs=3, seed=SCENARIOS.index(scenario))
+    engine = model.run_batch(batch, scenario=scenario, final_time=2000)
+    sample = SCENARIOS.index(scenario) % 3  # each scenario checks a different member of its batch
+    reference = model.run(scenario=scenario, params=as_params(batch, sample), final_time=2000, engine="pysd")
+    assert_runs_agree(engine.isel(run=sample), reference, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_full_horizon_agrees_with_pysd(model):
+    reference = model.run(scenario="status_quo", engine="pysd")
+    assert reference.attrs["engine"].startswith("pysd")
+    engine = model.run(scenario="status_quo")
+    assert engine.attrs["engine"].startswith("migsd batched engine")
+    assert_runs_agree(engine, reference, rtol=1e-9)
+
+
+def test_agreement_check_catches_a_difference(model):
+    run = model.run(final_time=1995, return_columns=["Restrictiveness"])
+    nudged = run.copy(deep=True)
+    nudged["Restrictiveness"][-1, 0] *= 1 + 1e-8
+    assert relative_difference(nudged["Restrictiveness"], run["Restrictiveness"]) > 1e-9
+    with pytest.raises(AssertionError, match="'Restrictiveness' differs"):
+        assert_runs_agree(nudged, run)
+
+
+def test_runs_do_not_depend_on_their_batch_or_chunk(model):
+    batch = perturbed(model, runs=5, seed=7)
+    whole = model.run_batch(batch, final_time=2030, chunk_size=5)
+    pairs = model.run_batch(batch, final_time=2030, chunk_size=2)
+    alone = model.run_batch(batch.isel(run=[3]), final_time=2030)
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(whole[name].values, pairs[name].values, err_msg=name)
+        np.testing.assert_array_equal(whole[name].values[3:4], alone[name].values, err_msg=name)
+
+
+def test_batch_output_has_run_dim_and_single_run_metadata(model):
+    batch = perturbed(model, runs=2, seed=1)
+    ds = model.run_batch(batch, return_columns=["Restrictiveness", "material weight"], final_time=1995)
+    single = model.run(return_columns=["Restrictiveness", "material weight"], final_time=1995)
+    assert ds["Restrictiveness"].dims == ("run", "time", "region")
+    assert ds["material weight"].dims == ("run",)
+    np.testing.assert_allclose(ds["material weight"].values, batch["material weight"].values)
+    for name in single.data_vars:
+        assert ds[name].attrs == single[name].attrs
+    migsd.testing.assert_metadata_complete(ds)
+
+
+def test_a_run_coordinate_is_kept(model):
+    batch = perturbed(model, runs=2, seed=1).assign_coords(run=["low", "high"])
+    ds = model.run_batch(batch, return_columns=["Restrictiveness"], final_time=1992)
+    assert list(ds["run"].values) == ["low", "high"]
+
+
+def test_stocks_in_a_batch_set_initial_values(model):
+    batch = xr.Dataset({"IOM Capacity": ("run", [0.0, 5.0])})
+    ds = model.run_batch(batch, return_columns=["IOM Capacity"], final_time=1992)
+    np.testing.assert_allclose(ds["IOM Capacity"].sel(time=1990).values, [0.0, 5.0])
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (xr.Dataset({"materal weight": ("run", [1.0])}), r"params\['materal weight'\]: 'materal weight' is not a variable.*material weight"),
+        (xr.Dataset({"route mortality[Mars]": ("run", [1.0])}), r"'Mars' is not an element of Region"),
+        (xr.Dataset({"material weight": ("run", [1.0, np.nan])}), r"1 value\(s\) are NaN or infinite"),
+        (xr.Dataset({"culturalist weight": (("run", "region"), np.ones((2, 3)))}), r"'region' has length 3; Region has 4"),
+        (xr.Dataset({"material weight": (("run", "age"), np.ones((2, 3)))}), r"unexpected dim\(s\) \['age'\]"),
+        (xr.Dataset({"labour gap": ("run", [0.5])}), r"computed by an equation"),
+        (xr.Dataset({"material weight": ("sample", [1.0])}), r"no 'run' dim"),
+        (xr.Dataset({"material weight": ("run", ["high"])}), r"must be real numbers"),
+    ],
+)
+def test_bad_batch_input_fails_before_integration(model, params, message):
+    with pytest.raises(ScenarioError, match=message):
+        model.run_batch(params, final_time=1992)
+
+
+def test_refused_construct_falls_back_to_pysd_with_a_warning():
+    model = migsd.load_model(DATA / "models" / "active_initial.mdl")
+    assert model.engine is None
+    with pytest.warns(RuntimeWarning, match=r"'inflow' uses the function ACTIVE_INITIAL.*running it with pysd"):
+        ds = model.run()
+    assert ds.attrs["engine"].startswith("pysd")
+    with pytest.raises(ModelError, match="ACTIVE_INITIAL"):
+        model.run(engine="batched")
+    with pytest.raises(ModelError, match="run_batch needs the batched engine"):
+        model.run_batch(xr.Dataset({"TIME STEP": ("run", [1.0])}))
+
+
+def test_generated_code_lives_in_the_cache_not_beside_the_model(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGSD_CACHE_DIR", str(tmp_path))
+    fresh = migsd.load_model(DATA / "models" / "decay.mdl")
+    fresh.run()
+    written = list(tmp_path.rglob("engine*.py"))
+    assert written and all(path.read_text().startswith("# Generated by migsd") for path in written)
+    assert not list((DATA / "models").glob("*.py"))
+
+
+def test_points_over_time_vary_a_constant_inside_the_engine(decay_model):
+    flat = decay_model.run(return_columns=["total loss"])
+    ramped = decay_model.run(params={"extra loss": [[0, 0], [10, 10]]}, return_columns=["total loss", "extra loss"])
+    np.testing.assert_allclose(ramped["extra loss"].values, np.arange(11.0))
+    np.testing.assert_allclose(ramped["total loss"] - flat["total loss"], np.arange(11.0))
