@@ -156,13 +156,14 @@ def compile_mdl(mdl_path: Path) -> CompiledModel:
         abstract = vensim_file.get_abstract_model()
     # the first pass finds which variables are constant; the second moves the parts of
     # time-varying equations that only involve constants out of the time loop
-    first = _Compiler(abstract, Path(mdl_path)).compile()
-    constants = {i for i, n in first.nodes.items() if n.kind == "constant"}
-    return _Compiler(abstract, Path(mdl_path), constants).compile()
+    first = _Compiler(abstract, Path(mdl_path))
+    compiled = first.compile()
+    constants = {i for i, n in compiled.nodes.items() if n.kind == "constant"}
+    return _Compiler(abstract, Path(mdl_path), constants, first.repeats).compile()
 
 
 class _Compiler:
-    def __init__(self, abstract, path: Path, constants: set[str] | None = None):
+    def __init__(self, abstract, path: Path, constants: set[str] | None = None, repeats: dict | None = None):
         from pysd.builders.python.namespace import NamespaceManager
         from pysd.builders.python.subscripts import SubscriptManager
 
@@ -185,6 +186,10 @@ class _Compiler:
         self._time_uses = 0
         self.constant_idents = constants
         self.hoisting = constants is not None
+        # how often each sub-expression occurs (first pass); the second computes repeated ones once per step
+        self.repeats: dict = {}
+        self._previous_repeats = repeats or {}
+        self._shared: dict = {}
 
     # ------------------------------------------------------------------ setup
     def compile(self) -> CompiledModel:
@@ -267,13 +272,28 @@ class _Compiler:
             component, ctx, value = blocks[0]
             if not component.subscripts[1] and tuple(ctx.tokens) == node.dims:
                 return [f"{target} = {self._fill(value, node.dims, node.shape)}"]
-        lines = [f"{target} = np.empty((_rows({', '.join(self._row_sources(b[2]) for b in blocks)}),) + {node.shape!r})"]
-        if any(b[0].subscripts[1] for b in blocks) or len(blocks) > 1:
-            lines = [f"{target} = np.full((_rows({', '.join(self._row_sources(b[2]) for b in blocks)}),) + {node.shape!r}, np.nan)"]
+        # each component's value once, into a temporary, before the array that holds them all
+        lines, parts = [], []
+        covered = np.zeros(node.shape, dtype=bool)
         for component, ctx, value in blocks:
+            aligned = self.align(value, self._context_dims(ctx))
+            if not value.literal:
+                temp = self._new_name("c")
+                lines.append(f"{temp} = {aligned}")
+                aligned = temp
+            parts.append((component, ctx, value, aligned))
+            mask = np.zeros(node.shape, dtype=bool)
+            mask[self._mask_index(node, ctx.tokens)] = True
+            for tokens in component.subscripts[1]:
+                mask[self._mask_index(node, tokens)] = False
+            covered |= mask
+        rows = ", ".join(aligned for _, _, value, aligned in parts if not value.literal) or "None"
+        # cells no equation defines stay NaN, so a gap in the .mdl shows in the results
+        fill = "np.empty" if covered.all() else "np.full"
+        nan = "" if covered.all() else ", np.nan"
+        lines.append(f"{target} = {fill}((_rows({rows}),) + {node.shape!r}{nan})")
+        for component, ctx, value, aligned in parts:
             index, lists = self._locate(node, ctx.tokens)
-            cdims = self._context_dims(ctx)
-            aligned = self.align(value, cdims)
             excepts = component.subscripts[1]
             if excepts:
                 mask = np.zeros(node.shape, dtype=bool)
@@ -385,6 +405,12 @@ class _Compiler:
         kind = type(ast).__name__
         if kind not in _COMPOUND:
             return self._leaf(ast, ctx)
+        key = (repr(ast), tuple(ctx.def_subs), self._context_dims(ctx))
+        self.repeats[key] = self.repeats.get(key, 0) + 1
+        if key in self._shared:
+            ident, dims = self._shared[key]
+            ctx.sink.add(ident)
+            return Expr(f"v_{ident}", dims, invariant=False)
         sink: set = set()
         uses, states = self._time_uses, len(self.states)
         value = self._leaf(ast, ctx.with_sink(sink))
@@ -396,8 +422,28 @@ class _Compiler:
         )
         if value.invariant and not value.literal and self._in_time_loop(ctx):
             return self._hoist(value, sink, ctx)
+        if (
+            self._previous_repeats.get(key, 0) > 1
+            and not value.invariant
+            and not value.literal
+            and len(self.states) == states
+            and self._in_time_loop(ctx)
+        ):
+            return self._share(key, value, sink, ctx, uses_time=self._time_uses != uses)
         ctx.sink.update(sink)
         return value
+
+    def _share(self, key, value: Expr, deps: set[str], ctx: _Context, uses_time: bool) -> Expr:
+        """A sub-expression that several equations repeat, computed once per time step."""
+        ident = self._new_name("x")
+        shape = tuple(len(self.coords(d)) for d in value.dims)
+        node = Node(f"{ctx.node.name} (shared part)", ident, value.dims, shape, "dynamic",
+                    code=[f"v_{ident} = {value.code}"], deps=set(deps), order=ctx.node.order, internal=True,
+                    uses_time=uses_time)
+        self.nodes[ident] = node
+        self._shared[key] = (ident, value.dims)
+        ctx.sink.add(ident)
+        return Expr(f"v_{ident}", value.dims)
 
     def _fixed(self, ident: str) -> bool:
         """A constant of the first pass, or a part already moved out of the time loop."""
