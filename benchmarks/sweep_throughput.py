@@ -4,6 +4,7 @@ Prints figures and ratios; asserts nothing. Each batched size runs in a fresh
 process so its peak memory (resident set) is its own.
 
 Usage: python benchmarks/sweep_throughput.py [--sizes 1,100,1000,10000] [--pysd-runs 1] [--chunk N]
+                                            [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one_size(runs: int, chunk: int | None) -> dict:
+def one_size(runs: int, chunk: int | None, workers: int) -> dict:
     """Time one batch of ``runs`` runs in this process (after a warm-up run)."""
     model = migsd.load_model()
     params = sample(model, runs)
     model.run_batch(params.isel(run=[0]), return_columns=OUTPUTS)  # compiles or loads the engine
     start = time.perf_counter()
-    ds = model.run_batch(params, return_columns=OUTPUTS, chunk_size=chunk)
+    ds = model.run_batch(params, return_columns=OUTPUTS, chunk_size=chunk, workers=workers)
     seconds = time.perf_counter() - start
     assert ds.sizes["run"] == runs
     return {"runs": runs, "seconds": seconds, "peak_mib": peak_mib()}
@@ -61,10 +62,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,100,1000,10000", help="batch sizes (comma-separated)")
     parser.add_argument("--pysd-runs", type=int, default=1, help="pysd runs to time (0 to skip)")
     parser.add_argument("--chunk", type=int, default=None, help="runs integrated together (default: the engine's)")
+    parser.add_argument("--workers", default=f"1,{os.cpu_count()}",
+                        help="processes to try for batches of 1000 runs or more (comma-separated)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-workers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one_size(args.one, args.chunk)))
+        print(json.dumps(one_size(args.one, args.chunk, args.one_workers)))
         return
 
     model = migsd.load_model()
@@ -87,15 +91,17 @@ def main() -> None:
         pysd_rate = 1 / float(np.mean(seconds))
         print(f"pysd, one run at a time: {np.mean(seconds):.1f} s a run ({pysd_rate:.4f} runs/s)")
 
-    print(f"{'runs':>8} {'seconds':>9} {'runs/s':>10} {'x pysd':>10} {'peak MiB':>9}")
+    print(f"{'runs':>8} {'workers':>8} {'seconds':>9} {'runs/s':>10} {'x pysd':>10} {'peak MiB':>9}")
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        command = [sys.executable, __file__, "--one", str(size)]
-        if args.chunk:
-            command += ["--chunk", str(args.chunk)]
-        result = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
-        rate = size / result["seconds"]
-        ratio = f"{rate / pysd_rate:10.0f}" if pysd_rate else f"{'-':>10}"
-        print(f"{size:>8} {result['seconds']:>9.2f} {rate:>10.1f} {ratio} {result['peak_mib']:>9.0f}")
+        for workers in [int(w) for w in args.workers.split(",")] if size >= 1000 else [1]:
+            command = [sys.executable, __file__, "--one", str(size), "--one-workers", str(workers)]
+            if args.chunk:
+                command += ["--chunk", str(args.chunk)]
+            result = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
+            rate = size / result["seconds"]
+            ratio = f"{rate / pysd_rate:10.0f}" if pysd_rate else f"{'-':>10}"
+            print(f"{size:>8} {workers:>8} {result['seconds']:>9.2f} {rate:>10.1f} {ratio} {result['peak_mib']:>9.0f}")
+    print("peak MiB: resident set of the process running the batch (its workers add their own).")
 
 
 if __name__ == "__main__":

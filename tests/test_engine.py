@@ -147,3 +147,27 @@ def test_points_over_time_vary_a_constant_inside_the_engine(decay_model):
     ramped = decay_model.run(params={"extra loss": [[0, 0], [10, 10]]}, return_columns=["total loss", "extra loss"])
     np.testing.assert_allclose(ramped["extra loss"].values, np.arange(11.0))
     np.testing.assert_allclose(ramped["total loss"] - flat["total loss"], np.arange(11.0))
+
+
+@pytest.mark.filterwarnings("ignore:_hardcodedlookup_response")  # pysd: the lookup is held at its end value
+def test_common_vensim_constructs_agree_with_pysd():
+    """STEP, RAMP, PULSE (TRAIN), SMOOTH(3I), DELAY1/3I/FIXED, TREND, INITIAL, SAMPLE IF TRUE, XIDZ/ZIDZ,
+    MIN/MAX, IF THEN ELSE with :AND:, VMIN/VMAX/PROD/SUM over ranges and subranges, mappings,
+    :EXCEPT:, lookups held at their ends and WITH LOOKUP, in tests/data/models/functions.mdl."""
+    model = migsd.load_model(DATA / "models" / "functions.mdl")
+    assert model.engine is not None, model.engine_refusal
+    assert_runs_agree(model.run(), model.run(engine="pysd"), rtol=1e-9)
+    batch = xr.Dataset({"region weight": (("run", "region"), [[1, 2, 3, 4], [2, 0.5, 1, 3]])})
+    varied = model.run_batch(batch)
+    reference = model.run(params={"region weight": {"A": 2, "B": 0.5, "C": 1, "D": 3}}, engine="pysd")
+    assert_runs_agree(varied.isel(run=1), reference, rtol=1e-9)
+
+
+def test_chunks_in_several_processes_give_the_same_runs(model):
+    batch = perturbed(model, runs=4, seed=3)
+    here = model.run_batch(batch, final_time=1995, chunk_size=2, return_columns=["Restrictiveness", "IOM Capacity"])
+    spread = model.run_batch(
+        batch, final_time=1995, chunk_size=2, workers=2, return_columns=["Restrictiveness", "IOM Capacity"]
+    )
+    for name in here.data_vars:
+        np.testing.assert_array_equal(here[name].values, spread[name].values, err_msg=name)

@@ -344,6 +344,7 @@ class Model:
         final_time: float | None = None,
         saveper: float | None = None,
         chunk_size: int | None = None,
+        workers: int = 1,
         progress: bool = False,
     ) -> xr.Dataset:
         """Run many parameter sets together on the batched engine.
@@ -363,6 +364,10 @@ class Model:
             Runs integrated together (default 1000). Memory while integrating is
             bounded by the chunk (see :func:`migsd.engine.batch.chunk_memory`), plus
             the returned values: runs x saved times x cells of ``return_columns``.
+        workers : int
+            Processes integrating chunks at once (default 1: this process only).
+            Each extra process starts in about a second; worth it from a few
+            thousand runs.
         progress : bool
             Show a progress bar over runs.
 
@@ -400,14 +405,15 @@ class Model:
         columns, constant_columns = self._select(return_columns, time_varying)
         times, over_time, once = self._run_engine(
             compiled, layers, (values, initial_values, runs), settings, columns, constant_columns,
-            progress=progress, chunk_size=chunk_size,
+            progress=progress, chunk_size=chunk_size, workers=workers,
         )
         dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=runs)
         if run_coord is not None:
             dataset = dataset.assign_coords(run=run_coord)
         return dataset
 
-    def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size):
+    def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
+                    workers=1):
         from .engine.batch import base_inputs, integrate, kinds_for
 
         if inputs is None:
@@ -419,7 +425,8 @@ class Model:
         for variable in [*columns, *constant_columns]:
             wanted[variable.py_name] = tuple(len(self.subscripts[s]) for s in variable.subscripts)
         times, results = integrate(
-            compiled, values, initial_values, runs, settings, wanted, chunk_size=chunk_size, progress=progress
+            compiled, values, initial_values, runs, settings, wanted, chunk_size=chunk_size, progress=progress,
+            workers=workers,
         )
         kinds = kinds_for(compiled, values)
         over_time, once = {}, {}

@@ -16,6 +16,7 @@ import xarray as xr
 from ..errors import ScenarioError
 from ..names import canonical, did_you_mean
 from ..parameters import ALL, Points, _fill
+from .codegen import variable_kinds
 
 #: Default number of runs integrated together; large enough to amortise Python's
 #: per-operation cost, small enough that every intermediate array stays in cache.
@@ -184,37 +185,47 @@ def _checked_values(model, variable, elements, array: xr.DataArray, where: str) 
 
 
 def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wanted: dict[str, tuple],
-              *, chunk_size: int | None = None, progress: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Run the engine over ``runs`` runs in chunks; ``wanted`` maps identifiers to their shapes."""
+              *, chunk_size: int | None = None, progress: bool = False,
+              workers: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run the engine over ``runs`` runs in chunks; ``wanted`` maps identifiers to their shapes.
+
+    With ``workers`` > 1, chunks are integrated in that many processes at once.
+    """
     times, save, saved = simulation_times(settings)
     series = frozenset(k for k, v in values.items() if isinstance(v, tuple))
-    module = engine.module(series)
-    simulate = module["simulate"]
-    kinds = _kinds(engine, series)
+    kinds = variable_kinds(engine.compiled, series)
     results = {}
     for ident, shape in wanted.items():
         if kinds[ident] == "constant":
             results[ident] = np.empty((runs,) + shape)
         else:
             results[ident] = np.empty((runs, len(saved)) + shape)
-    chunk = max(1, int(chunk_size or DEFAULT_CHUNK))
-    starts = range(0, runs, chunk)
+    chunk = max(1, int(chunk_size or min(DEFAULT_CHUNK, math.ceil(runs / max(1, workers)))))
+    chunks = [(start, min(runs, start + chunk)) for start in range(0, runs, chunk)]
+    consts = {k: float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper")}
+
+    def inputs(start, stop):
+        P = {k: _rows(v, start, stop) for k, v in values.items()}
+        I = {k: (_rows(v[0], start, stop), v[1]) for k, v in initial.items()}
+        return P, I
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=runs, desc="runs", unit="run")
-    consts = {k: float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper")}
     try:
-        for start in starts:
-            stop = min(runs, start + chunk)
-            P = {k: _rows(v, start, stop) for k, v in values.items()}
-            I = {k: (_rows(v[0], start, stop), v[1]) for k, v in initial.items()}
-            out = {k: v[start:stop] for k, v in results.items()}
-            with np.errstate(all="ignore"):
-                simulate(P, I, times, save, out, consts, stop - start)
-            if bar is not None:
-                bar.update(stop - start)
+        if workers > 1 and len(chunks) > 1:
+            _integrate_in_processes(engine, series, chunks, inputs, times, save, consts, results, workers, bar)
+        else:
+            simulate = engine.module(series)["simulate"]
+            for start, stop in chunks:
+                P, I = inputs(start, stop)
+                out = {k: v[start:stop] for k, v in results.items()}
+                with np.errstate(all="ignore"):
+                    simulate(P, I, times, save, out, consts, stop - start)
+                if bar is not None:
+                    bar.update(stop - start)
     finally:
         if bar is not None:
             bar.close()
@@ -222,23 +233,49 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     return saved, results
 
 
-def _kinds(engine, series) -> dict[str, str]:
-    kinds = {i: n.kind for i, n in engine.nodes.items()}
-    for ident in series:
-        kinds[ident] = "series"
-    changed = True
-    while changed:
-        changed = False
-        for i, n in engine.nodes.items():
-            if kinds[i] == "constant" and any(kinds[d] in ("dynamic", "series") for d in n.deps):
-                kinds[i] = "dynamic"
-                changed = True
-    return kinds
+def _integrate_in_processes(engine, series, chunks, inputs, times, save, consts, results, workers, bar) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    shapes = {k: v.shape[1:] for k, v in results.items()}
+    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(engine.compiled,)
+    ) as pool:
+        pending = {}
+        for start, stop in chunks:
+            P, I = inputs(start, stop)
+            future = pool.submit(_integrate_chunk, series, P, I, times, save, consts, stop - start, shapes)
+            pending[future] = (start, stop)
+        for future in as_completed(pending):
+            start, stop = pending[future]
+            for ident, values in future.result().items():
+                results[ident][start:stop] = values
+            if bar is not None:
+                bar.update(stop - start)
+
+
+_WORKER_ENGINE = None
+
+
+def _start_worker(compiled) -> None:
+    global _WORKER_ENGINE
+    from .codegen import Engine
+
+    _WORKER_ENGINE = Engine(compiled)
+
+
+def _integrate_chunk(series, P, I, times, save, consts, rows, shapes) -> dict[str, np.ndarray]:
+    simulate = _WORKER_ENGINE.module(series)["simulate"]
+    out = {k: np.empty((rows,) + shape) for k, shape in shapes.items()}
+    with np.errstate(all="ignore"):
+        simulate(P, I, times, save, out, consts, rows)
+    return out
 
 
 def kinds_for(engine, values: dict) -> dict[str, str]:
     """Which variables vary over time for these inputs ('constant', 'dynamic', 'series')."""
-    return _kinds(engine, frozenset(k for k, v in values.items() if isinstance(v, tuple)))
+    return variable_kinds(engine.compiled, frozenset(k for k, v in values.items() if isinstance(v, tuple)))
 
 
 def _rows(value, start: int, stop: int):

@@ -94,20 +94,26 @@ class Engine:
         return self._modules[series]
 
 
-def generate(compiled: CompiledModel, series: frozenset[str] = frozenset()) -> str:
-    """Python source of ``simulate`` for ``compiled``."""
-    nodes = compiled.nodes
-    names = list(nodes)
-    kind = {i: n.kind for i, n in nodes.items()}
+def variable_kinds(compiled: CompiledModel, series: frozenset[str] = frozenset()) -> dict[str, str]:
+    """'constant', 'dynamic' or 'series' per variable, when ``series`` are given as points over time."""
+    kind = {i: n.kind for i, n in compiled.nodes.items()}
     for ident in series:
         kind[ident] = "series"
     changed = True
     while changed:
         changed = False
-        for i, n in nodes.items():
+        for i, n in compiled.nodes.items():
             if kind[i] == "constant" and any(kind[d] in ("dynamic", "series") for d in n.deps):
                 kind[i] = "dynamic"
                 changed = True
+    return kind
+
+
+def generate(compiled: CompiledModel, series: frozenset[str] = frozenset()) -> str:
+    """Python source of ``simulate`` for ``compiled``."""
+    nodes = compiled.nodes
+    names = list(nodes)
+    kind = variable_kinds(compiled, series)
     computed = [i for i in names if kind[i] in ("constant", "dynamic", "series")]
     deps = {i: set(nodes[i].deps) for i in names}
     constants = _toposort([i for i in computed if kind[i] == "constant"], deps, "constants")

@@ -494,6 +494,9 @@ class _Compiler:
         arguments = [self.expr(a, ctx) for a in ast.arguments]
         operators = list(ast.operators)
         arguments, operators = self._group_invariants(arguments, operators, ctx)
+        if len(arguments) > 2 and len(set(operators)) == 1 and operators[0] in "*+":
+            # combine the operands with fewest axes first: one operation at full size instead of several
+            arguments = sorted(arguments, key=lambda a: 0 if a.literal else len(a.dims))
         dims = _merge_dims(arguments, self._context_dims(ctx))
         codes = [self._operand(a, dims) for a in arguments]
         literal = all(a.literal for a in arguments)
