@@ -249,6 +249,14 @@ class _Compiler:
         return tuple(dims)
 
     def _compile_element(self, node: Node, element) -> None:
+        try:
+            self._compile_components(node, element)
+        except _Misaligned as error:
+            raise UnsupportedConstruct(
+                node.name, f"an expression over {list(error.have)} where the equation is over {list(error.want)}"
+            ) from None
+
+    def _compile_components(self, node: Node, element) -> None:
         blocks = []
         for component in element.components:
             kind = type(component).__name__
@@ -803,6 +811,10 @@ class _Compiler:
 
         return self._memoised(ast, ctx, build)
 
+    def _part(self, ast, ctx: _Context, sink: set, dims) -> str:
+        """An argument of a stateful function, its dependencies going to ``sink``, on the axes ``dims``."""
+        return self._aligned(self._sub(ast, ctx, sink), dims, ctx)
+
     def _aligned(self, value: Expr, dims, ctx: _Context) -> str:
         try:
             return self.align(value, dims)
@@ -838,10 +850,10 @@ class _Compiler:
             order = f"{state.name}_order"
             state.extra = [order]
             update_deps: set = set()
-            target = self._aligned(self._sub(ast.input, ctx, update_deps), dims, ctx)
-            time = self._aligned(self._sub(ast.smooth_time, ctx, update_deps), dims, ctx)
-            initial = self._aligned(self._sub(ast.initial, ctx, state.init_deps), dims, ctx)
-            given = self._aligned(self._sub(ast.order, ctx, state.init_deps), (), ctx)
+            target = self._part(ast.input, ctx, update_deps, dims)
+            time = self._part(ast.smooth_time, ctx, update_deps, dims)
+            initial = self._part(ast.initial, ctx, state.init_deps, dims)
+            given = self._part(ast.order, ctx, state.init_deps, ())
             state.init += [
                 f"{order} = _stage_count({ctx.node.name!r}, {given})",
                 f"{state.name} = _stack({initial}, {order}, rows, {state.shape!r})",
@@ -859,8 +871,8 @@ class _Compiler:
             dims = self._context_dims(ctx)
             stages = [self._state(ctx, dims) for _ in range(order)]
             update_deps: set = set()
-            target = self._aligned(self._sub(ast.input, ctx, update_deps), dims, ctx)
-            time = self._aligned(self._sub(ast.smooth_time, ctx, update_deps), dims, ctx)
+            target = self._part(ast.input, ctx, update_deps, dims)
+            time = self._part(ast.smooth_time, ctx, update_deps, dims)
             for stage in stages:
                 initial = self._sub(ast.initial, ctx, stage.init_deps)
                 stage.init.append(f"{stage.name} = _full({self._aligned(initial, dims, ctx)}, {stage.shape!r})")
@@ -894,13 +906,13 @@ class _Compiler:
             order, times = f"{state.name}_order", f"{state.name}_times"
             state.extra = [order] + ([times] if variable_times else [])
             update_deps: set = set()
-            source = self._aligned(self._sub(ast.input, ctx, update_deps), dims, ctx)
-            time_update = self._aligned(self._sub(ast.delay_time, ctx, update_deps), dims, ctx)
+            source = self._part(ast.input, ctx, update_deps, dims)
+            time_update = self._part(ast.delay_time, ctx, update_deps, dims)
             value_deps: set = set()
-            time_value = self._aligned(self._sub(ast.delay_time, ctx, value_deps), dims, ctx)
-            initial = self._aligned(self._sub(ast.initial, ctx, state.init_deps), dims, ctx)
-            time_init = self._aligned(self._sub(ast.delay_time, ctx, state.init_deps), dims, ctx)
-            given = self._aligned(self._sub(ast.order, ctx, state.init_deps), (), ctx)
+            time_value = self._part(ast.delay_time, ctx, value_deps, dims)
+            initial = self._part(ast.initial, ctx, state.init_deps, dims)
+            time_init = self._part(ast.delay_time, ctx, state.init_deps, dims)
+            given = self._part(ast.order, ctx, state.init_deps, ())
             state.init += [
                 f"{order} = _delay_order({ctx.node.name!r}, {given}, v_time_step, {time_init})",
                 f"{state.name} = _stack(({initial}) * ({time_init}), {order}, rows, {state.shape!r})",
@@ -957,8 +969,8 @@ class _Compiler:
             dims = self._context_dims(ctx)
             state = self._state(ctx, dims)
             value_deps: set = set()
-            condition = self._aligned(self._sub(ast.condition, ctx, value_deps), dims, ctx)
-            source = self._aligned(self._sub(ast.input, ctx, value_deps), dims, ctx)
+            condition = self._part(ast.condition, ctx, value_deps, dims)
+            source = self._part(ast.input, ctx, value_deps, dims)
             initial = self._sub(ast.initial, ctx, state.init_deps)
             state.init.append(f"{state.name} = _full({self._aligned(initial, dims, ctx)}, {state.shape!r})")
             state.update.append(
@@ -969,43 +981,38 @@ class _Compiler:
         return self._memoised(ast, ctx, build)
 
     def _x_TrendStructure(self, ast, ctx: _Context) -> Expr:
-        def build():
-            dims = self._context_dims(ctx)
-            state = self._state(ctx, dims)
-            value_deps: set = set()
-            source = self._aligned(self._sub(ast.input, ctx, value_deps), dims, ctx)
-            average = self._aligned(self._sub(ast.average_time, ctx, value_deps), dims, ctx)
-            init_source = self._aligned(self._sub(ast.input, ctx, state.init_deps), dims, ctx)
-            init_average = self._aligned(self._sub(ast.average_time, ctx, state.init_deps), dims, ctx)
-            init_trend = self._aligned(self._sub(ast.initial_trend, ctx, state.init_deps), dims, ctx)
-            state.init.append(
-                f"{state.name} = _full(({init_source}) / (1 + ({init_trend}) * ({init_average})), {state.shape!r})"
-            )
-            state.update.append(
-                f"n_{state.name} = {state.name} + ((({source}) - {state.name}) / ({average})) * v_time_step"
-            )
-            return Expr(f"_zidz(({source}) - {state.name}, ({average}) * np.abs({state.name}))", dims), value_deps
-
-        return self._memoised(ast, ctx, build)
+        return self._exponential_average(
+            ast, ctx,
+            initial="({source}) / (1 + ({trend}) * ({average}))",
+            value="_zidz(({source}) - {state}, ({average}) * np.abs({state}))",
+        )
 
     def _x_ForecastStructure(self, ast, ctx: _Context) -> Expr:
+        return self._exponential_average(
+            ast, ctx,
+            initial="({source}) / (1 + ({trend}))",
+            value="(({source}) * (1 + _zidz(({source}) - {state}, ({average}) * {state}) * ({horizon})))",
+        )
+
+    def _exponential_average(self, ast, ctx: _Context, initial: str, value: str) -> Expr:
+        """TREND and FORECAST: a state that follows the input over an average time; they differ in start and output."""
+
         def build():
             dims = self._context_dims(ctx)
             state = self._state(ctx, dims)
             value_deps: set = set()
-            source = self._aligned(self._sub(ast.input, ctx, value_deps), dims, ctx)
-            average = self._aligned(self._sub(ast.average_time, ctx, value_deps), dims, ctx)
-            horizon = self._aligned(self._sub(ast.horizon, ctx, value_deps), dims, ctx)
-            init_source = self._aligned(self._sub(ast.input, ctx, state.init_deps), dims, ctx)
-            init_trend = self._aligned(self._sub(ast.initial_trend, ctx, state.init_deps), dims, ctx)
-            state.init.append(f"{state.name} = _full(({init_source}) / (1 + ({init_trend})), {state.shape!r})")
+            now = {"state": state.name, "source": self._part(ast.input, ctx, value_deps, dims),
+                   "average": self._part(ast.average_time, ctx, value_deps, dims)}
+            if hasattr(ast, "horizon"):
+                now["horizon"] = self._part(ast.horizon, ctx, value_deps, dims)
+            start = {"source": self._part(ast.input, ctx, state.init_deps, dims),
+                     "average": self._part(ast.average_time, ctx, state.init_deps, dims),
+                     "trend": self._part(ast.initial_trend, ctx, state.init_deps, dims)}
+            state.init.append(f"{state.name} = _full({initial.format(**start)}, {state.shape!r})")
             state.update.append(
-                f"n_{state.name} = {state.name} + ((({source}) - {state.name}) / ({average})) * v_time_step"
+                f"n_{state.name} = {state.name} + ((({now['source']}) - {state.name}) / ({now['average']})) * v_time_step"
             )
-            return Expr(
-                f"(({source}) * (1 + _zidz(({source}) - {state.name}, ({average}) * {state.name}) * ({horizon})))",
-                dims,
-            ), value_deps
+            return Expr(value.format(**now), dims), value_deps
 
         return self._memoised(ast, ctx, build)
 
