@@ -9,6 +9,7 @@ matched within pysd's own tolerance (``abs(x - y) <= atol + rtol * abs(y)``, bot
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ from .compiler import UnsupportedConstruct
 
 RTOL = 1e-5
 ATOL = 1e-5
-DEFAULT_ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "sdxorg-test-models" / "tests"
+#: ``$MIGSD_CONFORMANCE_DIR``, else the test-models' tests/ folder in ../shared beside the repository.
+DEFAULT_ROOT = Path(
+    os.environ.get("MIGSD_CONFORMANCE_DIR")
+    or Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "sdxorg-test-models" / "tests"
+)
 
 
 @dataclass
