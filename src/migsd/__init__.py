@@ -6,6 +6,8 @@ applies scenarios and parameters, and returns xarray Datasets.
 
 __version__ = "0.1.0"
 
+from . import testing
+from .check import check_model
 from .errors import DataError, MigsdError, ModelError, ScenarioError
 from .indicators import add_indicators, yield_year
 from .model import Model, load_model
@@ -22,11 +24,13 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "add_indicators",
+    "check_model",
     "list_scenarios",
     "load_model",
     "open_results",
     "read_scenario",
     "run_scenarios",
+    "testing",
     "to_netcdf",
     "ureg",
     "yield_year",

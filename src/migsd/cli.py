@@ -132,6 +132,14 @@ def _cmd_sketch(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from .check import check_model
+
+    report = check_model(args.model, behaviour=not args.units_only, checks=args.checks, dt=args.dt)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def _cmd_conformance(args) -> int:
     from .engine.conformance import DEFAULT_ROOT, report, run_all
 
@@ -187,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     sketch.add_argument("--check", action="store_true", help="only report; exit 1 if any is missing")
     sketch.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     sketch.set_defaults(func=_cmd_sketch)
+
+    check = commands.add_parser(
+        "check", help="check units of every equation, run the behaviour checks (exit 1 on any error or failure)"
+    )
+    check.add_argument("model", nargs="?", help="a .mdl file (default: models/migsd.mdl)")
+    check.add_argument("--checks", metavar="FILE.toml", help="behaviour checks (default: checks.toml beside the model)")
+    check.add_argument("--units-only", action="store_true", help="check units only")
+    check.add_argument("--dt", action="store_true", help="also rerun with half the TIME STEP and report each stock's change")
+    check.set_defaults(func=_cmd_check)
 
     conformance = commands.add_parser(
         "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"

@@ -279,6 +279,7 @@ class Model:
         saveper: float | None = None,
         progress: bool = False,
         engine: str = "auto",
+        force=None,
     ) -> xr.Dataset:
         """Run the model once and return an ``xarray.Dataset``.
 
@@ -304,6 +305,10 @@ class Model:
             ``'auto'`` uses the batched engine where it compiles the .mdl and pysd
             otherwise (with a warning naming the construct); ``'pysd'`` forces pysd,
             the reference the engine is tested against.
+        force : dict, optional
+            Variables held at a number for the whole run, whatever their equations
+            say (Vensim's test inputs), keyed by .mdl name, optionally one element
+            (``{"Restrictiveness[North]": 1}``); needs the batched engine.
 
         Returns
         -------
@@ -320,14 +325,21 @@ class Model:
         >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
         0.5
         """
+        from .engine.batch import forced_inputs
+
         resolved, layers, settings = self._prepare(scenario, params, initial, time_step, final_time, saveper)
+        held_constants, forced = forced_inputs(self, force)
+        layers.apply(held_constants, source="force=")
         columns, constant_columns = self._select(return_columns, layers.time_varying)
         compiled = self._engine_for(engine)
         if compiled is None:
+            if forced:
+                raise ModelError("force= holds variables computed by equations; that needs the batched engine")
             times, over_time, once = self._run_pysd(layers, settings, columns, constant_columns, progress)
         else:
             times, over_time, once = self._run_engine(
-                compiled, layers, None, settings, columns, constant_columns, progress=progress, chunk_size=1
+                compiled, layers, None, settings, columns, constant_columns, progress=progress, chunk_size=1,
+                forced=forced,
             )
             over_time = {v: a[0] for v, a in over_time.items()}
             once = {v: a[0] for v, a in once.items()}
@@ -413,7 +425,7 @@ class Model:
         return dataset
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
-                    workers=1):
+                    workers=1, forced=None):
         from .engine.batch import base_inputs, integrate, kinds_for
 
         if inputs is None:
@@ -426,7 +438,7 @@ class Model:
             wanted[variable.py_name] = tuple(len(self.subscripts[s]) for s in variable.subscripts)
         times, results = integrate(
             compiled, values, initial_values, runs, settings, wanted, chunk_size=chunk_size, progress=progress,
-            workers=workers,
+            workers=workers, forced=forced,
         )
         kinds = kinds_for(compiled, values)
         over_time, once = {}, {}

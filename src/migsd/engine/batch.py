@@ -115,7 +115,30 @@ def batch_inputs(model, params: xr.Dataset, values: dict, initial: dict) -> int:
     return runs
 
 
-def _parse(model, key: str, where: str):
+def forced_inputs(model, force, where: str = "force") -> tuple[dict, dict]:
+    """Values to hold variables at: ({constant: value} for the parameter layers, {identifier: (values, mask)}).
+
+    Keys are .mdl names, optionally with one element per subscript (``"Restrictiveness[North]"``);
+    values are finite numbers.
+    """
+    params, forced = {}, {}
+    for key, value in (force or {}).items():
+        variable, elements = _parse(model, str(key), f"{where}: '{key}'", equations=True)
+        if variable.is_constant:
+            params[key] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ScenarioError(f"{where}: '{key}' must be held at a finite number, got {value!r}")
+        shape = tuple(len(model.subscripts[s]) for s in variable.subscripts)
+        values, mask = forced.get(variable.py_name, (np.zeros((1,) + shape), np.zeros(shape, dtype=bool)))
+        index = () if elements is None else _index(model, variable, elements)
+        values[(0,) + index] = float(value)
+        mask[index] = True
+        forced[variable.py_name] = (values, mask)
+    return params, forced
+
+
+def _parse(model, key: str, where: str, equations: bool = False):
     from ..parameters import _KEY
 
     match = _KEY.match(key)
@@ -126,7 +149,7 @@ def _parse(model, key: str, where: str):
     if canonical(name) not in model.variables:
         raise ScenarioError(f"{where}: '{name}' is not a variable of {model.path.name}." + did_you_mean(name, candidates))
     variable = model.variables[canonical(name)]
-    if not (variable.is_constant or variable.is_stock):
+    if not (variable.is_constant or variable.is_stock or (equations and not variable.is_lookup)):
         raise ScenarioError(
             f"{where}: '{variable.name}' is computed by an equation ({variable.kind.lower()}); "
             "a batch sets constants, or initial values of stocks"
@@ -185,12 +208,16 @@ def _checked_values(model, variable, elements, array: xr.DataArray, where: str) 
 
 
 def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wanted: dict[str, tuple],
-              *, chunk_size: int | None = None, progress: bool = False,
-              workers: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+              *, chunk_size: int | None = None, progress: bool = False, workers: int = 1,
+              forced: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run the engine over ``runs`` runs in chunks; ``wanted`` maps identifiers to their shapes.
 
-    With ``workers`` > 1, chunks are integrated in that many processes at once.
+    ``forced`` holds variables computed by equations at given values (identifier ->
+    (values, mask of the elements held)). With ``workers`` > 1, chunks are
+    integrated in that many processes at once.
     """
+    forced = forced or {}
+    held = frozenset(forced)
     times, save, saved = simulation_times(settings)
     series = frozenset(k for k, v in values.items() if isinstance(v, tuple))
     kinds = variable_kinds(engine.compiled, series)
@@ -216,14 +243,15 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
         bar = tqdm(total=runs, desc="runs", unit="run")
     try:
         if workers > 1 and len(chunks) > 1:
-            _integrate_in_processes(engine, series, chunks, inputs, times, save, consts, results, workers, bar)
+            _integrate_in_processes(engine, (series, held), chunks, inputs, forced, times, save, consts, results,
+                                    workers, bar)
         else:
-            simulate = engine.module(series)["simulate"]
+            simulate = engine.module(series, held)["simulate"]
             for start, stop in chunks:
                 P, I = inputs(start, stop)
                 out = {k: v[start:stop] for k, v in results.items()}
                 with np.errstate(all="ignore"):
-                    simulate(P, I, times, save, out, consts, stop - start)
+                    simulate(P, I, forced, times, save, out, consts, stop - start)
                 if bar is not None:
                     bar.update(stop - start)
     finally:
@@ -233,7 +261,8 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     return saved, results
 
 
-def _integrate_in_processes(engine, series, chunks, inputs, times, save, consts, results, workers, bar) -> None:
+def _integrate_in_processes(engine, variant, chunks, inputs, forced, times, save, consts, results, workers,
+                            bar) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -245,7 +274,7 @@ def _integrate_in_processes(engine, series, chunks, inputs, times, save, consts,
         pending = {}
         for start, stop in chunks:
             P, I = inputs(start, stop)
-            future = pool.submit(_integrate_chunk, series, P, I, times, save, consts, stop - start, shapes)
+            future = pool.submit(_integrate_chunk, variant, P, I, forced, times, save, consts, stop - start, shapes)
             pending[future] = (start, stop)
         for future in as_completed(pending):
             start, stop = pending[future]
@@ -265,11 +294,11 @@ def _start_worker(compiled) -> None:
     _WORKER_ENGINE = Engine(compiled)
 
 
-def _integrate_chunk(series, P, I, times, save, consts, rows, shapes) -> dict[str, np.ndarray]:
-    simulate = _WORKER_ENGINE.module(series)["simulate"]
+def _integrate_chunk(variant, P, I, F, times, save, consts, rows, shapes) -> dict[str, np.ndarray]:
+    simulate = _WORKER_ENGINE.module(*variant)["simulate"]
     out = {k: np.empty((rows,) + shape) for k, shape in shapes.items()}
     with np.errstate(all="ignore"):
-        simulate(P, I, times, save, out, consts, rows)
+        simulate(P, I, F, times, save, out, consts, rows)
     return out
 
 

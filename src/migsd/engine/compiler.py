@@ -145,15 +145,20 @@ class _Context:
         return _Context(self.node, self.tokens, self.def_subs, sink)
 
 
-def compile_mdl(mdl_path: Path) -> CompiledModel:
-    """Parse ``mdl_path`` with pysd and compile it; raises :class:`UnsupportedConstruct`."""
+def parse_abstract(mdl_path: Path):
+    """pysd's abstract model of a .mdl (its parser's notices silenced; they concern its own code generation)."""
     from pysd.translators.vensim.vensim_file import VensimFile
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vensim_file = VensimFile(str(mdl_path))
         vensim_file.parse()
-        abstract = vensim_file.get_abstract_model()
+        return vensim_file.get_abstract_model()
+
+
+def compile_mdl(mdl_path: Path) -> CompiledModel:
+    """Parse ``mdl_path`` with pysd and compile it; raises :class:`UnsupportedConstruct`."""
+    abstract = parse_abstract(mdl_path)
     # the first pass finds which variables are constant; the second moves the parts of
     # time-varying equations that only involve constants out of the time loop
     first = _Compiler(abstract, Path(mdl_path))

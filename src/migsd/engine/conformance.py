@@ -80,7 +80,7 @@ def run_default(engine, names: set[str] | None = None) -> tuple[np.ndarray, dict
         out[ident] = np.empty(shape)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pysd's own notices (e.g. a delay order lowered) are expected here
-        simulate({}, {}, times, save, out, settings, 1)
+        simulate({}, {}, {}, times, save, out, settings, 1)
     columns = {}
     subscripts = engine.compiled.subscripts
     for ident, values in out.items():
