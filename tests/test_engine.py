@@ -171,3 +171,15 @@ def test_chunks_in_several_processes_give_the_same_runs(model):
     )
     for name in here.data_vars:
         np.testing.assert_array_equal(here[name].values, spread[name].values, err_msg=name)
+
+
+def test_every_variable_of_a_batch_output_takes_pint_units(model, tmp_path):
+    import pint_xarray  # noqa: F401  (registers the .pint accessor)
+
+    ds = model.run_batch(perturbed(model, runs=2, seed=5), final_time=1991)
+    quantified = ds.pint.quantify(unit_registry=migsd.ureg)
+    assert all(quantified[name].pint.units is not None for name in ds.data_vars)
+    migsd.to_netcdf(ds, tmp_path / "batch.nc")
+    reopened = migsd.open_results(tmp_path / "batch.nc", quantify=True)
+    assert reopened["Foreign Born"].pint.units == migsd.ureg.person
+    assert reopened["Foreign Born"].dims == ("run", "time", "destination", "origin")
