@@ -140,6 +140,15 @@ def _cmd_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_calibrate(args) -> int:
+    from .calibration_report import calibrate
+
+    path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
+                     out_of_sample=not args.no_out_of_sample)
+    print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_fit.csv, {path.stem}_fit/)")
+    return 0
+
+
 def _cmd_conformance(args) -> int:
     from .engine.conformance import DEFAULT_ROOT, report, run_all
 
@@ -204,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--units-only", action="store_true", help="check units only")
     check.add_argument("--dt", action="store_true", help="also rerun with half the TIME STEP and report each stock's change")
     check.set_defaults(func=_cmd_check)
+
+    calibrate = commands.add_parser("calibrate", help="fit the calibrated parameters to the UN data in calibration/")
+    calibrate.add_argument("--config", help="settings file (default: calibration/calibrate.toml)")
+    calibrate.add_argument("--resume", action="store_true",
+                           help="continue the last interrupted calibration, reusing its logged evaluations")
+    calibrate.add_argument("--no-out-of-sample", action="store_true", help="skip the 1990-2010 refit")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     conformance = commands.add_parser(
         "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"

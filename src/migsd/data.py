@@ -49,7 +49,14 @@ class CalibrationData:
         locations_file = self.directory / "data" / "locations.csv"
         regions = _read_csv(regions_file)
         locations = _read_csv(locations_file)
-        joined = locations[["iso3", "model_region"]].merge(regions, on="iso3", how="left")
+        unknown = regions[~regions["iso3"].isin(locations["iso3"])]
+        if len(unknown):
+            row = unknown.iloc[0]
+            raise DataError(
+                f"{regions_file}: row {row['_row']}: iso3 '{row['iso3']}' is not a country of {locations_file}"
+                f" ({len(unknown)} such row(s)); use the ISO 3166 alpha-3 codes listed there"
+            )
+        joined = locations[["iso3", "model_region"]].merge(regions.drop(columns="_row"), on="iso3", how="left")
         unmapped = joined[joined["region"].isna() & joined["iso3"].notna()]
         if len(unmapped):
             raise DataError(
@@ -88,6 +95,14 @@ class CalibrationData:
         """A WPP series by region and year, thousands of persons, in the model's region order."""
         frame = self.timeseries
         frame = frame[(frame["variable"] == variable) & frame["variant"].isin(variants)]
+        negative = frame[frame["value"] < 0]
+        if len(negative) and (variable.startswith("pop") or "stock" in variable):
+            row = negative.iloc[0]
+            raise DataError(
+                f"{self.directory / 'data' / 'model_regions_timeseries.csv'}: row {row['_row']}: "
+                f"'{variable}' is {row['value']:g} for {row['region']} in {row['year']}; a population or stock "
+                "is zero or more"
+            )
         table = frame.pivot_table(index="year", columns="region", values="value", aggfunc="first")
         missing = [y for y in years if y not in table.index]
         if missing:
@@ -224,11 +239,27 @@ def replace_definitions(mdl: str, inputs: dict[str, xr.DataArray]) -> str:
     return mdl
 
 
+#: Columns each shipped file must have.
+REQUIRED_COLUMNS = {
+    "regions.csv": ("iso3", "name", "region"),
+    "locations.csv": ("iso3", "model_region"),
+    "model_regions_timeseries.csv": ("region", "year", "variable", "variant", "value"),
+    "model_regions_od_ims2020.csv": ("year", "orig_region", "dest_region", "stock_both"),
+}
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
+    """A data file, checked for its required columns; ``_row`` keeps each row's line number in the file."""
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except FileNotFoundError as error:
         raise DataError(f"calibration data file not found: {path}") from error
+    required = REQUIRED_COLUMNS.get(Path(path).name, ())
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; expected columns {list(required)}")
+    frame["_row"] = np.arange(len(frame)) + 2  # line 1 is the header
+    return frame
 
 
 def format_lookup(name: str, values: xr.DataArray, digits: int = 6) -> str:

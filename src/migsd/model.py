@@ -104,8 +104,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_model(path: str | os.PathLike | None = None) -> "Model":
+_LATEST = "latest"
+
+
+def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _LATEST) -> "Model":
     """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
+
+    ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
+    before any scenario; by default the newest in ``calibration/parameters/`` for
+    the shipped model (none for another .mdl); ``None`` keeps the .mdl's own values.
 
     Examples
     --------
@@ -117,7 +124,13 @@ def load_model(path: str | os.PathLike | None = None) -> "Model":
     mdl_path = Path(path) if path is not None else DEFAULT_MODEL
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
-    return Model(mdl_path.resolve())
+    if calibration == _LATEST:
+        from .calibration import latest
+
+        calibration = latest() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
+    if calibration is not None and not Path(calibration).is_file():
+        raise ModelError(f"calibration file not found: {calibration}")
+    return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None)
 
 
 @dataclass
@@ -125,10 +138,20 @@ class Model:
     """A .mdl model ready to run. Use :func:`load_model` to make one."""
 
     path: Path
+    calibration: Path | None = None
     _translation: Path = field(init=False, repr=False)
 
     def __post_init__(self):
         self._translation = translate(self.path)
+
+    @cached_property
+    def calibrated_parameters(self) -> dict[str, float]:
+        """The ``best`` row of the calibration file, keyed by .mdl name (empty without one)."""
+        if self.calibration is None:
+            return {}
+        from .calibration import read_parameters
+
+        return {name: float(value) for name, value in read_parameters(self.calibration).loc["best"].items()}
 
     @cached_property
     def sha256(self) -> str:
@@ -246,6 +269,8 @@ class Model:
 
         resolved = resolve_scenario(scenario) if scenario is not None else None
         layers = ParameterSet(self)
+        if self.calibration is not None:
+            layers.apply(self.calibrated_parameters, source=str(self.calibration))
         if resolved is not None:
             layers.apply(resolved.parameters, source=str(resolved.path))
             layers.apply_initial(resolved.initial, source=str(resolved.path))

@@ -1,0 +1,502 @@
+"""Calibration against the UN data in ``calibration/``: targets, priors, payoff, optimiser and ensemble.
+
+The payoff is a weighted sum, over targets, of the mean squared error of the
+model against the data on a log scale (``transform = "log"``): population and
+migrant stocks span three orders of magnitude across regions, and a log error
+weighs a 5% miss in the Gulf like a 5% miss in the North. Shares given as a band
+(the world migrant share) add the squared log distance to the band, zero inside
+it; soft targets (scattered survey points) add a squared difference scaled by
+their stated uncertainty.
+
+The fit is global then local: scipy's differential evolution, each generation
+integrated as one batch of runs, then a bounded Nelder-Mead from its best. The
+ensemble is a likelihood-weighted sample (sampling-importance-resampling):
+Gaussian errors whose variance is the best fit's, one effective observation per
+target series and data year, a proposal around the best, members drawn in
+proportion to likelihood over proposal density (uniform priors).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .data import CALIBRATION_DIR, CalibrationData
+from .errors import DataError, ScenarioError
+from .names import canonical, did_you_mean
+
+PARAMETERS_DIR = CALIBRATION_DIR / "parameters"
+TARGET_KEYS = ("name", "variable", "where", "data", "scale", "years", "transform", "weight", "band", "value",
+               "sigma")
+PRIOR_KEYS = ("name", "lower", "upper", "why")
+SETTINGS_KEYS = ("targets", "priors", "seed", "generations", "population", "local_evaluations", "members",
+                 "proposals", "years")
+
+
+@dataclass
+class Target:
+    name: str
+    variable: str
+    years: list[int]
+    data: str | None = None
+    where: dict = field(default_factory=dict)
+    scale: float = 1.0
+    transform: str = "log"
+    weight: float = 1.0
+    band: tuple[float, float] | None = None
+    value: float | None = None
+    sigma: float = 0.1
+
+    @property
+    def kind(self) -> str:
+        return "band" if self.band is not None else "soft" if self.value is not None else "series"
+
+
+@dataclass
+class Prior:
+    name: str
+    lower: float
+    upper: float
+    why: str = ""
+
+
+@dataclass
+class Settings:
+    targets: list[Target]
+    priors: list[Prior]
+    seed: int = 2026
+    generations: int = 30
+    population: int = 8
+    local_evaluations: int = 150
+    members: int = 50
+    proposals: int = 2000
+    source: Path = CALIBRATION_DIR / "calibrate.toml"
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ScenarioError(f"file not found: {path}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{path}: not valid TOML: {error}") from error
+
+
+def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=None) -> Settings:
+    """Read ``calibrate.toml`` and the target and prior files it names; checked against ``model``."""
+    path = Path(path)
+    document = _read_toml(path)
+    unknown = [k for k in document if k not in SETTINGS_KEYS]
+    if unknown:
+        raise ScenarioError(f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(SETTINGS_KEYS)}")
+    targets = load_targets(path.parent / document.get("targets", "targets.toml"), model)
+    priors = load_priors(path.parent / document.get("priors", "priors.toml"), model)
+    options = {k: int(document[k]) for k in ("seed", "generations", "population", "local_evaluations", "members",
+                                             "proposals") if k in document}
+    return Settings(targets, priors, source=path, **options)
+
+
+def load_targets(path: Path, model=None) -> list[Target]:
+    document = _read_toml(path)
+    targets = []
+    for number, table in enumerate(document.get("target", []), start=1):
+        where = f"{path}: [[target]] {number}" + (f" ('{table['name']}')" if "name" in table else "")
+        unknown = [k for k in table if k not in TARGET_KEYS]
+        if unknown:
+            raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(TARGET_KEYS)}")
+        for required in ("name", "variable", "years"):
+            if required not in table:
+                raise ScenarioError(f"{where}: '{required}' is missing")
+        target = Target(
+            name=str(table["name"]), variable=str(table["variable"]), years=[int(y) for y in table["years"]],
+            data=table.get("data"), where=dict(table.get("where", {})), scale=float(table.get("scale", 1.0)),
+            transform=str(table.get("transform", "log")), weight=float(table.get("weight", 1.0)),
+            band=tuple(table["band"]) if "band" in table else None, value=table.get("value"),
+            sigma=float(table.get("sigma", 0.1)),
+        )
+        if target.transform not in ("log", "none"):
+            raise ScenarioError(f"{where}: transform '{target.transform}' is not 'log' or 'none'")
+        if sum(x is not None for x in (target.data, target.band, target.value)) != 1:
+            raise ScenarioError(f"{where}: give exactly one of 'data' (a series), 'band' [low, high] or 'value'")
+        if model is not None:
+            _check_target(model, target, where)
+        targets.append(target)
+    if not targets:
+        raise ScenarioError(f"{path}: no [[target]] tables")
+    return targets
+
+
+def _check_target(model, target: Target, where: str) -> None:
+    key = canonical(target.variable)
+    if key not in model.variables:
+        raise ScenarioError(
+            f"{where}: '{target.variable}' is not a variable of {model.path.name}."
+            + did_you_mean(target.variable, [v.name for v in model.variables.values()])
+        )
+    variable = model.variables[key]
+    for dim, element in target.where.items():
+        if dim not in variable.dims:
+            raise ScenarioError(f"{where}: '{variable.name}' has no dim '{dim}' (its dims: {list(variable.dims)})")
+        valid = model.subscripts[variable.subscripts[variable.dims.index(dim)]]
+        if element not in valid:
+            raise ScenarioError(f"{where}: '{element}' is not one of {valid}")
+    start, end = model.time_settings["initial_time"], model.time_settings["final_time"]
+    outside = [y for y in target.years if not start <= y <= end]
+    if outside:
+        raise ScenarioError(f"{where}: years {outside} are outside the run ({start:g}-{end:g})")
+
+
+def load_priors(path: Path, model=None) -> list[Prior]:
+    from .parameters import ParameterSet
+
+    document = _read_toml(path)
+    priors = []
+    for number, table in enumerate(document.get("parameter", []), start=1):
+        where = f"{path}: [[parameter]] {number}" + (f" ('{table['name']}')" if "name" in table else "")
+        unknown = [k for k in table if k not in PRIOR_KEYS]
+        if unknown:
+            raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(PRIOR_KEYS)}")
+        for required in ("name", "lower", "upper", "why"):
+            if required not in table:
+                raise ScenarioError(f"{where}: '{required}' is missing (every calibrated parameter says why)")
+        prior = Prior(str(table["name"]), float(table["lower"]), float(table["upper"]), str(table["why"]))
+        if not (math.isfinite(prior.lower) and math.isfinite(prior.upper) and prior.lower < prior.upper):
+            raise ScenarioError(f"{where}: bounds must be finite with lower < upper, got [{prior.lower}, {prior.upper}]")
+        if model is not None:
+            ParameterSet(model).apply({prior.name: prior.lower}, source=where)
+        priors.append(prior)
+    if not priors:
+        raise ScenarioError(f"{path}: no [[parameter]] tables")
+    return priors
+
+
+# ------------------------------------------------------------------------ observations
+def observed(target: Target, data: CalibrationData) -> xr.DataArray:
+    """The data a series target is compared with: dims ``year`` and the variable's remaining dims."""
+    years = target.years
+    if target.data == "bilateral":
+        frames = [data.foreign_born(year) for year in years]
+        values = xr.concat(frames, dim=xr.Variable("year", years))
+    elif target.data.startswith("ims:"):
+        values = data.series(target.data[4:], years, variants=("ims2020",))
+    else:
+        values = data.series(target.data, years)
+    values = values * target.scale
+    for dim, element in target.where.items():
+        if dim in values.dims:
+            values = values.sel({dim: element})
+    bad = values.where(values <= 0, drop=True) if target.transform == "log" else values.where(values < 0, drop=True)
+    if bad.size:
+        raise DataError(f"target '{target.name}': data '{target.data}' has non-positive values "
+                        f"({bad.to_series().head(3).to_dict()}); a log target needs positive numbers")
+    return values
+
+
+@dataclass
+class Problem:
+    """What a payoff needs: the model, the targets with their data, the priors."""
+
+    model: object
+    targets: list[Target]
+    priors: list[Prior]
+    data: dict[str, xr.DataArray]
+
+    @property
+    def final_time(self) -> float:
+        return float(max(max(t.years) for t in self.targets))
+
+    def batch(self, thetas: np.ndarray) -> xr.Dataset:
+        """Parameter sets (rows) as a run_batch Dataset."""
+        thetas = np.atleast_2d(thetas)
+        return xr.Dataset({p.name: ("run", thetas[:, k]) for k, p in enumerate(self.priors)})
+
+    def simulate(self, thetas: np.ndarray) -> xr.Dataset:
+        columns = sorted({t.variable for t in self.targets})
+        return self.model.run_batch(self.batch(thetas), return_columns=columns, final_time=self.final_time,
+                                    saveper=1.0)
+
+    def simulated(self, target: Target, runs: xr.Dataset) -> xr.DataArray:
+        values = runs[target.variable].sel(time=target.years).rename(time="year")
+        values = values.assign_coords(year=target.years)
+        for dim, element in target.where.items():
+            values = values.sel({dim: element})
+        return values
+
+    def terms(self, runs: xr.Dataset) -> dict[str, np.ndarray]:
+        """Each target's contribution to the payoff, per run."""
+        out = {}
+        for target in self.targets:
+            model = self.simulated(target, runs)
+            if target.kind == "series":
+                data = self.data[target.name].transpose(*[d for d in model.dims if d != "run"])
+                residual = _transform(model, target) - _transform(data, target)
+                axes = tuple(range(1, residual.ndim))
+                out[target.name] = target.weight * np.mean(np.asarray(residual.values) ** 2, axis=axes)
+            elif target.kind == "band":
+                low, high = (math.log(b) for b in target.band)
+                logs = np.log(np.maximum(np.asarray(model.values), 1e-300))
+                excess = np.maximum(logs - high, 0) + np.maximum(low - logs, 0)
+                out[target.name] = target.weight * np.mean(excess.reshape(excess.shape[0], -1) ** 2, axis=1)
+            else:
+                miss = (np.asarray(model.values) - float(target.value)) / target.sigma
+                out[target.name] = target.weight * np.mean(miss.reshape(miss.shape[0], -1) ** 2, axis=1)
+        return out
+
+    def payoff(self, thetas: np.ndarray) -> np.ndarray:
+        runs = self.simulate(thetas)
+        total = sum(self.terms(runs).values())
+        return np.where(np.isfinite(total), total, np.inf)
+
+    def observations(self) -> int:
+        """Effective number of observations: one per target series (element) and data year."""
+        count = 0
+        for target in self.targets:
+            if target.kind == "series":
+                count += int(self.data[target.name].size)
+            else:
+                count += len(target.years)
+        return count
+
+
+def _transform(values, target: Target):
+    if target.transform == "log":
+        return np.log(np.maximum(values, 1e-300))
+    return values
+
+
+def make_problem(model, settings: Settings, data: CalibrationData | None = None,
+                 until: int | None = None, since: int | None = None) -> Problem:
+    """Targets restricted to years in [``since``, ``until``] (for out-of-sample checks) with their data."""
+    data = data or CalibrationData()
+    model_regions = model.subscripts.get("Region", [])
+    strangers = [r for r in data.regions if r not in model_regions]
+    if strangers:
+        raise DataError(
+            f"{data.directory / 'regions.csv'}: region(s) {strangers} are not elements of Region in "
+            f"{model.path.name} ({', '.join(model_regions)})"
+        )
+    targets = []
+    for target in settings.targets:
+        years = [y for y in target.years if (until is None or y <= until) and (since is None or y >= since)]
+        if years:
+            targets.append(Target(**{**target.__dict__, "years": years}))
+    observed_data = {t.name: observed(t, data) for t in targets if t.kind == "series"}
+    return Problem(model, targets, settings.priors, observed_data)
+
+
+# ------------------------------------------------------------------------------ fitting
+class EvaluationLog:
+    """Every payoff computed, kept on disk as it is computed, so an interrupted calibration resumes."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.known: dict[bytes, float] = {}
+        if path is not None and path.exists():
+            stored = np.load(path)
+            for theta, value in zip(stored["thetas"], stored["payoffs"]):
+                self.known[np.asarray(theta, dtype=float).tobytes()] = float(value)
+
+    def evaluate(self, problem: Problem, thetas: np.ndarray) -> np.ndarray:
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        keys = [row.tobytes() for row in thetas]
+        missing = [i for i, k in enumerate(keys) if k not in self.known]
+        if missing:
+            values = problem.payoff(thetas[missing])
+            for i, value in zip(missing, values):
+                self.known[keys[i]] = float(value)
+            self._save()
+        return np.array([self.known[k] for k in keys])
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        thetas = np.array([np.frombuffer(k) for k in self.known])
+        payoffs = np.array(list(self.known.values()))
+        temporary = self.path.with_name(self.path.name + ".partial.npz")
+        np.savez(temporary, thetas=thetas, payoffs=payoffs)
+        os.replace(temporary, self.path)
+
+
+@dataclass
+class Fit:
+    best: np.ndarray
+    payoff: float
+    members: np.ndarray
+    effective_sample_size: float
+    evaluations: int
+
+
+def fit(problem: Problem, settings: Settings, log: EvaluationLog | None = None, progress: bool = False) -> Fit:
+    """Differential evolution (each generation one batch), Nelder-Mead polish, then the ensemble."""
+    from scipy.optimize import differential_evolution, minimize
+
+    log = log or EvaluationLog(None)
+    lower = np.array([p.lower for p in problem.priors])
+    upper = np.array([p.upper for p in problem.priors])
+    width = upper - lower
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=settings.generations + 1, desc="calibration (generations)", unit="gen")
+
+    def batch_payoff(unit):  # differential_evolution's vectorised form: unit has shape (k, S)
+        thetas = lower + np.asarray(unit).T * width
+        return log.evaluate(problem, thetas)
+
+    def generation(*_args, **_kwargs):
+        if bar is not None:
+            bar.update(1)
+
+    dimension = len(problem.priors)
+    result = differential_evolution(
+        batch_payoff, [(0.0, 1.0)] * dimension, seed=settings.seed, maxiter=settings.generations,
+        popsize=settings.population, vectorized=True, updating="deferred", polish=False, tol=1e-8,
+        callback=generation, init="latinhypercube",
+    )
+    local = minimize(
+        lambda u: float(log.evaluate(problem, lower + np.clip(u, 0, 1) * width)[0]), result.x,
+        method="Nelder-Mead", bounds=[(0.0, 1.0)] * dimension,
+        options={"maxfev": settings.local_evaluations, "xatol": 1e-4, "fatol": 1e-8},
+    )
+    if bar is not None:
+        bar.update(1)
+        bar.close()
+    best_unit = np.clip(local.x if local.fun <= result.fun else result.x, 0, 1)
+    best = lower + best_unit * width
+    best_payoff = float(log.evaluate(problem, best)[0])
+    members, ess = ensemble(problem, settings, best_unit, best_payoff, lower, width, log)
+    return Fit(best, best_payoff, members, ess, len(log.known))
+
+
+def ensemble(problem: Problem, settings: Settings, best_unit, best_payoff, lower, width, log) -> tuple[np.ndarray, float]:
+    """Members drawn by likelihood-weighted resampling of proposals around the best fit."""
+    rng = np.random.default_rng(settings.seed + 1)
+    scale = 0.05
+    proposals = np.clip(best_unit + rng.normal(0.0, scale, size=(settings.proposals, len(best_unit))), 0.0, 1.0)
+    payoffs = log.evaluate(problem, lower + proposals * width)
+    observations = problem.observations()
+    variance = max(best_payoff, 1e-12) / observations
+    log_likelihood = -(payoffs - best_payoff) / (2.0 * variance) / observations * len(problem.targets)
+    log_proposal = -np.sum((proposals - best_unit) ** 2, axis=1) / (2 * scale**2)
+    log_weight = np.where(np.isfinite(payoffs), log_likelihood - log_proposal, -np.inf)
+    weights = np.exp(log_weight - np.max(log_weight))
+    weights /= weights.sum()
+    ess = float(1.0 / np.sum(weights**2))
+    chosen = rng.choice(len(proposals), size=settings.members, replace=True, p=weights)
+    return lower + proposals[chosen] * width, ess
+
+
+# ------------------------------------------------------------------------ fit statistics
+def theil(model: np.ndarray, data: np.ndarray) -> dict[str, float]:
+    """RMSE, MAPE, R^2 and Theil's decomposition of the MSE (Sterman 1984) of one series.
+
+    Examples
+    --------
+    >>> stats = theil(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]) + 0.5)
+    >>> round(stats["U_M"], 6), round(stats["U_S"], 6), round(stats["U_C"], 6)
+    (1.0, 0.0, 0.0)
+    """
+    model = np.asarray(model, dtype=float)
+    data = np.asarray(data, dtype=float)
+    error = model - data
+    mse = float(np.mean(error**2))
+    s_model, s_data = float(np.std(model)), float(np.std(data))
+    r = float(np.corrcoef(model, data)[0, 1]) if s_model > 0 and s_data > 0 else 1.0
+    bias = (float(np.mean(model)) - float(np.mean(data))) ** 2
+    variation = (s_model - s_data) ** 2
+    covariation = 2 * (1 - r) * s_model * s_data
+    total = bias + variation + covariation
+    fractions = (bias / total, variation / total, covariation / total) if total > 0 else (0.0, 0.0, 0.0)
+    residual = float(np.sum(error**2))
+    spread = float(np.sum((data - data.mean()) ** 2))
+    return {
+        "RMSE": math.sqrt(mse),
+        "MAPE": float(np.mean(np.abs(error) / np.abs(data))) * 100.0,
+        "R2": 1.0 - residual / spread if spread > 0 else float("nan"),
+        "U_M": fractions[0],
+        "U_S": fractions[1],
+        "U_C": fractions[2],
+        "n": int(data.size),
+    }
+
+
+def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in sample") -> pd.DataFrame:
+    """Fit statistics per target series (one row per target and element)."""
+    rows = []
+    for target in problem.targets:
+        if target.kind != "series":
+            continue
+        model = problem.simulated(target, runs).isel(run=run)
+        data = problem.data[target.name].transpose(*model.dims)
+        other = [d for d in model.dims if d != "year"]
+        stacked_model = model.stack(series=other) if other else model.expand_dims(series=[""])
+        stacked_data = data.stack(series=other) if other else data.expand_dims(series=[""])
+        for index in range(stacked_model.sizes["series"]):
+            label_values = stacked_model["series"].values[index]
+            element = ",".join(map(str, label_values)) if isinstance(label_values, tuple) else str(label_values)
+            stats = theil(stacked_model.isel(series=index).values, stacked_data.isel(series=index).values)
+            rows.append({"target": target.name, "series": element, "sample": label, **stats})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ outputs
+def next_version(directory: Path = PARAMETERS_DIR) -> int:
+    found = [int(p.stem.split("_v")[-1]) for p in directory.glob("calibrated_v*.csv") if p.stem.split("_v")[-1].isdigit()]
+    return max(found, default=0) + 1
+
+
+def latest(directory: Path = PARAMETERS_DIR) -> Path | None:
+    """The newest ``calibrated_vN.csv``, or None."""
+    found = sorted((int(p.stem.split("_v")[-1]), p) for p in directory.glob("calibrated_v*.csv")
+                   if p.stem.split("_v")[-1].isdigit())
+    return found[-1][1] if found else None
+
+
+def write_parameters(path: Path, priors: list[Prior], best: np.ndarray, members: np.ndarray) -> None:
+    rows = [best] + list(members)
+    index = ["best"] + [f"member{k:03d}" for k in range(1, len(members) + 1)]
+    frame = pd.DataFrame(rows, index=pd.Index(index, name="config"), columns=[p.name for p in priors])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, float_format="%.10g")
+
+
+def read_parameters(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, index_col="config")
+    if "best" not in frame.index:
+        raise DataError(f"{path}: no 'best' row (rows: {list(frame.index)[:5]})")
+    return frame
+
+
+def ensemble_params(path: Path | None = None, include_best: bool = False) -> xr.Dataset:
+    """The calibrated ensemble as run_batch parameters over ``run`` (members only, unless ``include_best``)."""
+    path = path or latest()
+    if path is None:
+        raise DataError(f"no calibrated_vN.csv in {PARAMETERS_DIR}; run 'migsd calibrate'")
+    frame = read_parameters(path)
+    if not include_best:
+        frame = frame.drop(index="best")
+    return xr.Dataset({name: ("run", frame[name].to_numpy(dtype=float)) for name in frame.columns},
+                      coords={"run": list(frame.index)})
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+__all__ = ["EvaluationLog", "Fit", "Prior", "Problem", "Settings", "Target", "ensemble_params", "fit", "fit_table",
+           "latest", "load_settings", "make_problem", "read_parameters", "theil", "write_parameters"]

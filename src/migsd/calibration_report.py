@@ -1,0 +1,188 @@
+"""``migsd calibrate``: fit, out-of-sample check, and the files a reader checks the fit with.
+
+Writes, for version N, in ``calibration/parameters/``:
+``calibrated_vN.csv`` (rows ``best`` then ensemble members; columns .mdl names),
+``calibrated_vN.md`` (command, data hashes, payoff, date, fit table),
+``calibrated_vN_fit.csv`` (RMSE, MAPE, R^2, Theil fractions per target series,
+in sample and out of sample) and ``calibrated_vN_fit/*.png`` (model vs data per
+target). Evaluations are logged as they are computed
+(``calibrated_vN.evaluations*.npz``), so ``--resume`` continues an interrupted
+calibration without recomputing them.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .calibration import (
+    PARAMETERS_DIR,
+    EvaluationLog,
+    Target,
+    file_digest,
+    fit,
+    fit_table,
+    load_settings,
+    make_problem,
+    next_version,
+    now,
+    write_parameters,
+)
+from .data import CALIBRATION_DIR, CalibrationData
+
+#: The last year the out-of-sample calibration sees; 2015 and 2020 are then predictions.
+HOLDOUT_FROM = 2011
+#: WPP estimates after the targets' last year, used only to check the calibrated run.
+VALIDATION = Target(name="total population 2021-2023 (validation)", variable="population", data="pop_jul1",
+                    scale=1000, years=[2021, 2022, 2023])
+
+
+def calibrate(settings_path: Path | None = None, *, model=None, directory: Path = PARAMETERS_DIR,
+              resume: bool = False, progress: bool = True, out_of_sample: bool = True) -> Path:
+    """Run a full calibration; returns the path of the written ``calibrated_vN.csv``."""
+    from .model import load_model
+
+    model = model or load_model(calibration=None)
+    settings_path = Path(settings_path or CALIBRATION_DIR / "calibrate.toml")
+    settings = load_settings(settings_path, model)
+    version = _version(directory, resume)
+    stem = directory / f"calibrated_v{version}"
+    data = CalibrationData()
+    problem = make_problem(model, settings, data)
+    fitted = fit(problem, settings, EvaluationLog(stem.with_name(stem.name + ".evaluations.npz")), progress)
+    runs = problem.simulate(fitted.best)
+    table = fit_table(problem, runs, label="in sample 1990-2020")
+    tables = [table]
+    holdout = None
+    if out_of_sample:
+        early = make_problem(model, settings, data, until=HOLDOUT_FROM - 1)
+        holdout = fit(early, replace(settings, members=1, proposals=1),
+                      EvaluationLog(stem.with_name(stem.name + ".evaluations-until-2010.npz")), progress)
+        held_runs = problem.simulate(holdout.best)
+        in_years = fit_table(early, early.simulate(holdout.best), label="calibrated to 2010: in sample 1990-2010")
+        later = make_problem(model, settings, data, since=HOLDOUT_FROM)
+        out_years = fit_table(later, held_runs, label="calibrated to 2010: out of sample 2015-2020")
+        tables += [in_years, out_years]
+    validation = make_problem(model, replace(settings, targets=[VALIDATION]), data)
+    tables.append(fit_table(validation, validation.simulate(fitted.best), label="validation 2021-2023 (best)"))
+    fit_frame = pd.concat(tables, ignore_index=True)
+
+    write_parameters(stem.with_suffix(".csv"), settings.priors, fitted.best, fitted.members)
+    fit_frame.to_csv(stem.with_name(stem.name + "_fit.csv"), index=False, float_format="%.6g")
+    figures = _figures(problem, runs, stem.with_name(stem.name + "_fit"))
+    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem)
+    stem.with_suffix(".md").write_text(note, encoding="utf-8")
+    return stem.with_suffix(".csv")
+
+
+def _version(directory: Path, resume: bool) -> int:
+    if resume:
+        logs = sorted(directory.glob("calibrated_v*.evaluations.npz"))
+        pending = [int(p.name.split("_v")[1].split(".")[0]) for p in logs
+                   if not (directory / f"calibrated_v{p.name.split('_v')[1].split('.')[0]}.csv").exists()]
+        if pending:
+            return max(pending)
+    return next_version(directory)
+
+
+def _figures(problem, runs, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target in problem.targets:
+        if target.kind != "series":
+            continue
+        model = runs[target.variable].isel(run=0)
+        for dim, element in target.where.items():
+            model = model.sel({dim: element})
+        data = problem.data[target.name]
+        other = [d for d in model.dims if d != "time"]
+        combos = list(np.ndindex(*[model.sizes[d] for d in other])) if other else [()]
+        columns = min(4, len(combos))
+        rows = int(np.ceil(len(combos) / columns))
+        figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+        for axis, combo in zip(axes.flat, combos):
+            selection = dict(zip(other, combo))
+            series = model.isel(selection)
+            points = data.isel({d: i for d, i in selection.items()})
+            axis.plot(series["time"], series.values, color="C0", label="model")
+            axis.plot(points["year"], points.values, "o", color="C3", markersize=4, label="UN data")
+            axis.set_title(", ".join(str(model[d].values[i]) for d, i in selection.items()) or target.name,
+                           fontsize=9)
+            axis.tick_params(labelsize=7)
+        for axis in list(axes.flat)[len(combos):]:
+            axis.set_visible(False)
+        axes.flat[0].legend(fontsize=7)
+        figure.suptitle(f"{target.name}: model (line) and data (points), {runs[target.variable].attrs.get('units', '')}",
+                        fontsize=10)
+        figure.tight_layout()
+        path = folder / f"{target.name.replace(' ', '_').replace('/', '-')}.png"
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    def cell(value):
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem) -> str:
+    data_dir = CALIBRATION_DIR / "data"
+    hashes = "\n".join(f"- `{p.relative_to(CALIBRATION_DIR).as_posix()}`: sha256 {file_digest(p)}"
+                       for p in sorted(data_dir.glob("*.csv")))
+    summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[["MAPE", "U_M", "U_S", "U_C", "R2"]]
+                        .mean().reset_index())
+    priors = "\n".join(f"| `{p.name}` | {p.lower:g} | {p.upper:g} | {b:.4g} | {p.why} |"
+                       for p, b in zip(settings.priors, fitted.best))
+    holdout_line = ""
+    if holdout is not None:
+        holdout_line = f"- calibrated on 1990-2010 only: payoff {holdout.payoff:.6g} over those years\n"
+    figure_list = "\n".join(f"- [{p.stem}]({p.parent.name}/{p.name})" for p in figures)
+    command = "migsd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("migsd") else \
+        "migsd calibrate"
+    return f"""# Calibration v{version}
+
+- date: {now()}
+- command: `{command}`
+- settings: `{settings_path.name}` (targets, priors, seed {settings.seed}, {settings.generations} generations,
+  population {settings.population} per parameter, {settings.local_evaluations} Nelder-Mead evaluations)
+- payoff (weighted mean squared log error, see src/migsd/calibration.py): **{fitted.payoff:.6g}**
+  after {fitted.evaluations} evaluations
+- ensemble: {len(fitted.members)} members resampled from {settings.proposals} proposals,
+  effective sample size {fitted.effective_sample_size:.1f}
+{holdout_line}
+## Data
+
+{hashes}
+
+## Calibrated parameters (uniform priors)
+
+| parameter | lower | upper | best | why |
+|---|---|---|---|---|
+{priors}
+
+## Fit, by target (mean over its series; per series in `{stem.name}_fit.csv`)
+
+MAPE in %, Theil fractions U_M (bias), U_S (unequal variation), U_C (unequal covariation) of the MSE.
+
+{summary}
+
+## Figures
+
+{figure_list}
+"""

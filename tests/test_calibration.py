@@ -1,0 +1,207 @@
+"""Calibration: fit statistics, recovery of known parameters, resumption, and checks on data and settings."""
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import migsd
+from migsd.calibration import (
+    EvaluationLog,
+    Prior,
+    Problem,
+    Settings,
+    Target,
+    ensemble_params,
+    fit,
+    load_priors,
+    load_targets,
+    make_problem,
+    theil,
+    write_parameters,
+)
+from migsd.data import CALIBRATION_DIR, CalibrationData
+from migsd.errors import DataError, ScenarioError
+
+YEARS = [1990, 1995, 2000, 2005, 2010]
+TRUE = {"emigration propensity multiplier": 1.3, "base return rate[North]": 0.03, "network elasticity": 0.7}
+
+
+@pytest.fixture(scope="module")
+def uncalibrated():
+    return migsd.load_model(calibration=None)
+
+
+def test_theil_fractions_split_the_error():
+    data = np.array([1.0, 2.0, 3.0, 4.0])
+    perfect = theil(data, data)
+    assert perfect["RMSE"] == 0 and perfect["MAPE"] == 0 and perfect["R2"] == 1
+    stretched = theil(2.5 + 2 * (data - 2.5), data)  # same mean, double the spread
+    assert stretched["U_S"] == pytest.approx(1.0) and stretched["U_M"] == pytest.approx(0.0)
+    shifted = theil(data[::-1], data)  # same mean and spread, anti-correlated
+    assert shifted["U_C"] == pytest.approx(1.0)
+    for stats in (stretched, shifted, theil(data * 1.1 + 0.3, data)):
+        assert stats["U_M"] + stats["U_S"] + stats["U_C"] == pytest.approx(1.0)
+
+
+def synthetic_problem(model, noise: float, seed: int = 0) -> tuple[Problem, Settings]:
+    """Data made by the model itself at TRUE parameters, with multiplicative noise."""
+    targets = [
+        Target("foreign-born by destination", "foreign born population", YEARS, data="synthetic"),
+        Target("working-age residents", "residents by age", YEARS, data="synthetic", where={"age": "Working"}),
+    ]
+    priors = [Prior("emigration propensity multiplier", 0.5, 2.0), Prior("base return rate[North]", 0.005, 0.08),
+              Prior("network elasticity", 0.0, 1.0)]
+    problem = Problem(model, targets, priors, {})
+    truth = problem.simulate(np.array([[TRUE[p.name] for p in priors]]))
+    rng = np.random.default_rng(seed)
+    for target in targets:
+        clean = problem.simulated(target, truth).isel(run=0)
+        problem.data[target.name] = clean * np.exp(rng.normal(0.0, noise, size=clean.shape))
+    settings = Settings(targets, priors, seed=3, generations=12, population=6, local_evaluations=60, members=5,
+                        proposals=100)
+    return problem, settings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "noise, bounds",
+    [
+        # noise-free data: the optimiser finds the truth
+        (0.0, {"emigration propensity multiplier": 1e-3, "base return rate[North]": 1e-3, "network elasticity": 1e-3}),
+        # 1% lognormal noise on 2 targets x 4 regions x 5 years: the volume parameter is pinned down, the
+        # return rate and network pull trade off against each other (stated bounds, relative)
+        (0.01, {"emigration propensity multiplier": 0.05, "base return rate[North]": 0.2, "network elasticity": 0.2}),
+    ],
+)
+def test_known_parameters_are_recovered_from_synthetic_data(uncalibrated, noise, bounds):
+    problem, settings = synthetic_problem(uncalibrated, noise=noise)
+    fitted = fit(problem, replace(settings, generations=15, local_evaluations=150))
+    recovered = dict(zip((p.name for p in problem.priors), fitted.best))
+    for name, value in TRUE.items():
+        assert recovered[name] == pytest.approx(value, rel=bounds[name]), (name, recovered[name])
+    assert fitted.members.shape == (5, 3)
+
+
+def test_an_interrupted_calibration_resumes_without_recomputing(uncalibrated, tmp_path, monkeypatch):
+    problem, settings = synthetic_problem(uncalibrated, noise=0.01)
+    settings = replace(settings, generations=2, population=3, local_evaluations=5, members=2, proposals=4)
+    log_path = tmp_path / "evaluations.npz"
+    first = fit(problem, settings, EvaluationLog(log_path))
+    assert log_path.exists()
+    computed = []
+    original = Problem.payoff
+    monkeypatch.setattr(Problem, "payoff", lambda self, thetas: computed.append(len(thetas)) or original(self, thetas))
+    again = fit(problem, settings, EvaluationLog(log_path))
+    assert computed == []  # every evaluation came from the log
+    np.testing.assert_array_equal(first.best, again.best)
+
+
+def test_ensemble_members_feed_a_batch(uncalibrated, tmp_path):
+    priors = [Prior("material weight", 1, 5, "x"), Prior("base return rate[North]", 0.01, 0.05, "y")]
+    path = tmp_path / "calibrated_v7.csv"
+    write_parameters(path, priors, np.array([3.0, 0.02]), np.array([[2.0, 0.03], [4.0, 0.04]]))
+    members = ensemble_params(path)
+    assert list(members["run"].values) == ["member001", "member002"]
+    ds = uncalibrated.run_batch(members, return_columns=["material weight"], final_time=1991)
+    np.testing.assert_allclose(ds["material weight"].values, [2.0, 4.0])
+
+
+def test_the_shipped_model_runs_with_the_newest_calibration():
+    from migsd.calibration import latest, read_parameters
+
+    model = migsd.load_model()
+    assert model.calibration == latest()
+    best = read_parameters(model.calibration).loc["best"]
+    ds = model.run(final_time=1991, return_columns=["emigration propensity multiplier"])
+    assert float(ds["emigration propensity multiplier"]) == pytest.approx(best["emigration propensity multiplier"])
+    assert "calibration/parameters/calibrated_v" in ds.attrs["parameter_sources"]
+
+
+def copy_data(tmp_path):
+    folder = tmp_path / "calibration"
+    shutil.copytree(CALIBRATION_DIR / "data", folder / "data")
+    shutil.copy(CALIBRATION_DIR / "regions.csv", folder / "regions.csv")
+    return folder
+
+
+def test_a_missing_column_names_the_file(tmp_path):
+    folder = copy_data(tmp_path)
+    path = folder / "data" / "model_regions_timeseries.csv"
+    path.write_text(path.read_text().replace("variant,", "kind,", 1))
+    with pytest.raises(DataError, match=r"model_regions_timeseries.csv: missing column\(s\) \['variant'\]"):
+        CalibrationData(folder).series("pop_total", [1990])
+
+
+def test_an_unknown_iso3_names_file_and_row(tmp_path):
+    folder = copy_data(tmp_path)
+    with open(folder / "regions.csv", "a") as stream:
+        stream.write("XXA,Atlantis,North\n")
+    with pytest.raises(DataError, match=r"regions.csv: row \d+: iso3 'XXA' is not a country of .*locations.csv"):
+        CalibrationData(folder).regions
+
+
+def test_a_region_missing_from_the_mdl_names_both_files(tmp_path, uncalibrated):
+    folder = copy_data(tmp_path)
+    path = folder / "regions.csv"
+    path.write_text(path.read_text().replace(",Gulf\n", ",Arabia\n"))
+    settings = Settings([Target("x", "foreign born population", [1990], data="ims:migrant_stock_both")], [])
+    with pytest.raises(DataError, match=r"regions.csv: region\(s\) \['Arabia'\] are not elements of Region in migsd.mdl"):
+        make_problem(uncalibrated, settings, CalibrationData(folder))
+
+
+def test_a_negative_population_names_file_and_row(tmp_path):
+    folder = copy_data(tmp_path)
+    path = folder / "data" / "model_regions_timeseries.csv"
+    lines = path.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if ",1990,pop_0_14,estimate," in line)
+    fields = lines[index].split(",")
+    fields[-1] = "-5"
+    lines[index] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"row {index + 1}: 'pop_0_14' is -5 .* is zero or more"):
+        CalibrationData(folder).series("pop_0_14", [1990])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[target]]\nname="a"\nvariable="population"\ndata="pop_total"\nyears=[1980]\n', r"years \[1980\] are outside the run"),
+        ('[[target]]\nname="a"\nvariable="populaton"\ndata="pop_total"\nyears=[1990]\n', r"'populaton' is not a variable.*population"),
+        ('[[target]]\nname="a"\nvariable="population"\nyears=[1990]\n', r"give exactly one of 'data'"),
+        ('[[target]]\nname="a"\nvariable="population"\ndata="x"\nyears=[1990]\nweigth=2\n', r"unknown key\(s\) \['weigth'\]"),
+    ],
+)
+def test_bad_targets_are_rejected_naming_the_file(tmp_path, uncalibrated, text, message):
+    path = tmp_path / "targets.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=rf"targets.toml: \[\[target\]\] 1 \('a'\): {message}"):
+        load_targets(path, uncalibrated)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[parameter]]\nname="material weight"\nlower=2\nupper=1\nwhy="x"\n', r"lower < upper"),
+        ('[[parameter]]\nname="material weight"\nlower=1\nupper=2\n', r"'why' is missing"),
+        ('[[parameter]]\nname="materal weight"\nlower=1\nupper=2\nwhy="x"\n', r"'materal weight' is not a variable"),
+    ],
+)
+def test_bad_priors_are_rejected_naming_the_file(tmp_path, uncalibrated, text, message):
+    path = tmp_path / "priors.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=message):
+        load_priors(path, uncalibrated)
+
+
+def test_shipped_settings_load(uncalibrated):
+    from migsd.calibration import load_settings
+
+    settings = load_settings(CALIBRATION_DIR / "calibrate.toml", uncalibrated)
+    assert {t.kind for t in settings.targets} == {"series", "band", "soft"}
+    assert all(p.why for p in settings.priors)
+    problem = make_problem(uncalibrated, settings)
+    assert set(problem.data) == {t.name for t in settings.targets if t.kind == "series"}
+    assert isinstance(problem.data["foreign-born by origin x destination"], xr.DataArray)
