@@ -149,6 +149,44 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .model import load_model
+    from .sensitivity import load_problem, sample
+    from .sweep import evaluate
+
+    model = load_model(args.model)
+    problem = load_problem(args.problem, model, samples=args.n)
+    out = Path(args.out or f"outputs/{Path(args.problem).stem}.zarr")
+    samples = sample(problem)
+    print(f"{problem.title}: {problem.method}, {samples.sizes['run']} runs x {len(problem.scenarios)} scenario(s)"
+          f" -> {out}")
+    evaluator = "dask" if args.scheduler else args.evaluator
+    results = evaluate(problem, samples, model=model, store=out, evaluator=evaluator, chunk_size=args.chunk,
+                       workers=args.workers, scheduler=args.scheduler, resume=args.resume, progress=not args.quiet)
+    failed = int((results["status"] == -1).sum())
+    print(f"done: {int((results['status'] == 1).sum())} runs stored, {failed} failed")
+    return 1 if failed else 0
+
+
+def _cmd_analyze(args) -> int:
+    import xarray as xr
+
+    from .model import load_model
+    from .sensitivity import load_problem
+    from .sweep import report
+
+    from .model import MODELS_DIR
+
+    results = xr.open_zarr(args.store)
+    model = load_model(args.model or MODELS_DIR.parent / results.attrs.get("model_file", "models/migsd.mdl"))
+    problem = load_problem(results.attrs["problem_file"], model, samples=None)
+    problem.samples = int(results.sizes["run"])
+    folder = Path(args.out or Path(args.store).with_suffix(""))
+    for path in report(problem, results, folder):
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_conformance(args) -> int:
     from .engine.conformance import DEFAULT_ROOT, report, run_all
 
@@ -221,6 +259,25 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--no-out-of-sample", action="store_true", help="skip the 1990-2010 refit")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    sweep = commands.add_parser("sweep", help="run a sensitivity problem (models/sensitivity/*.toml) into a zarr store")
+    sweep.add_argument("problem", help="problem file, or the name of one in models/sensitivity/")
+    sweep.add_argument("--n", type=int, help="sample size (overrides the file's 'samples')")
+    sweep.add_argument("--out", metavar="STORE.zarr", help="result store (default outputs/<problem>.zarr)")
+    sweep.add_argument("--evaluator", choices=("inprocess", "processes", "dask"), default="inprocess")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (implies --evaluator dask)")
+    sweep.add_argument("--workers", type=int, default=2, help="processes or LocalCluster workers (default 2)")
+    sweep.add_argument("--chunk", type=int, default=256, help="runs per task (default 256)")
+    sweep.add_argument("--resume", action="store_true", help="complete an interrupted sweep in --out")
+    sweep.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+
+    analyze = commands.add_parser("analyze", help="sensitivity indices and figures of a finished sweep")
+    analyze.add_argument("store", help="the sweep's zarr store")
+    analyze.add_argument("--out", help="folder for indices.nc and figures (default: the store's name)")
+    analyze.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    analyze.set_defaults(func=_cmd_analyze)
 
     conformance = commands.add_parser(
         "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"

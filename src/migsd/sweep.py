@@ -1,0 +1,293 @@
+"""Run a sensitivity problem's sample through an evaluator into a durable zarr store.
+
+The store holds every output over (scenario, run, ...), the sample (``param <label>``)
+and a manifest: ``status`` per (scenario, run) (NaN pending, 1 done, -1 failed) and
+``seconds``; failed chunks add a line with their runs and error to ``errors.jsonl``
+in the store. Results are written chunk by chunk as they finish, outputs before
+status, so an interruption (Ctrl-C, a killed worker or process) loses no finished
+run, and ``resume`` computes only what is missing. Evaluators:
+
+- ``"inprocess"``: the batched engine in this process;
+- ``"processes"``: local processes, each integrating whole chunks;
+- ``"dask"``: a dask.distributed cluster (a LocalCluster by default, or ``scheduler``
+  for an existing one), so the same sweep runs on many machines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import MigsdError
+from .indicators import YIELD_VARIABLE
+from .outputs import repo_relative
+from .sensitivity import NO_SCENARIO, Problem, batch_params
+
+EVALUATORS = ("inprocess", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """Everything a worker needs to integrate one chunk, picklable."""
+
+    model_path: str
+    calibration: str | None
+    scenario: str
+    scenario_index: int
+    start: int
+    stop: int
+    params: xr.Dataset
+    outputs: tuple[str, ...]
+    final_time: float | None
+
+
+_MODELS: dict = {}
+
+
+def run_chunk(spec: ChunkSpec):
+    """Integrate one chunk; returns (scenario index, start, stop, outputs or None, seconds, error or None)."""
+    from .model import load_model
+
+    began = time.perf_counter()
+    key = (spec.model_path, spec.calibration)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(spec.model_path, calibration=spec.calibration)
+    model = _MODELS[key]
+    columns = [o for o in spec.outputs if o != YIELD_VARIABLE]
+    if YIELD_VARIABLE in spec.outputs and "Restrictiveness" not in columns:
+        columns.append("Restrictiveness")
+    options = {"final_time": spec.final_time} if spec.final_time is not None else {}
+    try:
+        scenario = None if spec.scenario == NO_SCENARIO else spec.scenario
+        result = model.run_batch(spec.params, scenario=scenario, return_columns=columns, **options)
+    except MigsdError as error:
+        return spec.scenario_index, spec.start, spec.stop, None, time.perf_counter() - began, str(error)
+    kept = result[[o for o in spec.outputs if o in result]].drop_vars("run").load()
+    return spec.scenario_index, spec.start, spec.stop, kept, time.perf_counter() - began, None
+
+
+def _template(model, problem: Problem, samples: xr.Dataset, probe: xr.Dataset, chunk: int) -> xr.Dataset:
+    import dask.array as da
+
+    runs = samples.sizes["run"]
+    scenarios = len(problem.scenarios)
+    variables = {}
+    for name, values in probe.data_vars.items():
+        shape = (scenarios, runs) + values.shape[1:]
+        chunks = (1, chunk) + values.shape[1:]
+        variables[name] = (("scenario", "run") + values.dims[1:],
+                           da.full(shape, np.nan, chunks=chunks), values.attrs)
+    for name in ("status", "seconds"):
+        variables[name] = (("scenario", "run"), da.full((scenarios, runs), np.nan, chunks=(1, chunk)))
+    for label in problem.labels:
+        variables[f"param {label}"] = (("run",), samples[label].values)
+    coords = {"scenario": problem.scenarios, "run": samples["run"].values}
+    coords.update({d: probe[d].values for d in probe.coords if d != "run" and d in probe.dims})
+    dataset = xr.Dataset(variables, coords=coords)
+    dataset.attrs = {"problem": problem.title, "problem_file": problem.source, "method": problem.method,
+                     "seed": problem.seed, "final_time": float(probe["time"].values[-1]) if "time" in probe else 0.0,
+                     "outputs": json.dumps(problem.outputs), "model_file": repo_relative(model.path)}
+    return dataset
+
+
+def evaluate(problem: Problem, samples: xr.Dataset, *, model, store: str | Path, evaluator: str = "inprocess",
+             chunk_size: int = 256, workers: int = 2, scheduler: str | None = None, resume: bool = False,
+             progress: bool = True) -> xr.Dataset:
+    """Run every (scenario, run) of ``samples`` into ``store``; returns the store opened as a Dataset."""
+    if evaluator not in EVALUATORS:
+        raise MigsdError(f"evaluator must be one of {', '.join(EVALUATORS)}, got {evaluator!r}")
+    store = Path(store)
+    params = batch_params(model, problem, samples)
+    runs = samples.sizes["run"]
+    if resume and store.exists():
+        opened = xr.open_zarr(store)
+        if opened.attrs.get("problem_file") != problem.source or opened.sizes["run"] != runs:
+            raise MigsdError(f"{store} holds another sweep ({opened.attrs.get('problem_file')}, "
+                             f"{opened.sizes['run']} runs); --resume needs the same problem and sample size")
+        for label in problem.labels:
+            if not np.array_equal(opened[f"param {label}"].values, samples[label].values):
+                raise MigsdError(f"{store}: the stored sample of '{label}' differs (another seed?); cannot resume")
+        done = np.asarray(opened["status"].values == 1)
+    else:
+        if store.exists() and not resume:
+            raise MigsdError(f"{store} exists; pass --resume to complete it, or choose another --out")
+        first = ChunkSpec(str(model.path), str(model.calibration) if model.calibration else None,
+                          problem.scenarios[0], 0, 0, 1, params.isel(run=[0]), tuple(problem.outputs),
+                          problem.final_time)
+        _, _, _, probe, _, error = run_chunk(first)
+        if probe is None:
+            raise MigsdError(f"the first run of the sweep failed: {error}")
+        probe = probe.assign_coords(run=[0])
+        _template(model, problem, samples, probe, chunk_size).to_zarr(store, mode="w", compute=False, zarr_format=2)
+        xr.Dataset({f"param {label}": ("run", samples[label].values) for label in problem.labels}).to_zarr(
+            store, region={"run": slice(0, runs)}, mode="r+")
+        done = np.zeros((len(problem.scenarios), runs), dtype=bool)
+    specs = []
+    for s, scenario in enumerate(problem.scenarios):
+        for start in range(0, runs, chunk_size):
+            stop = min(runs, start + chunk_size)
+            if done[s, start:stop].all():
+                continue
+            specs.append(ChunkSpec(str(model.path), str(model.calibration) if model.calibration else None,
+                                   scenario, s, start, stop, params.isel(run=slice(start, stop)),
+                                   tuple(problem.outputs), problem.final_time))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(s.stop - s.start for s in specs), desc="sweep", unit="run")
+    failures = []
+    try:
+        for outcome in _outcomes(specs, evaluator, workers, scheduler):
+            failure = _write(store, outcome)
+            if failure:
+                failures.append(failure)
+            if bar is not None:
+                bar.update(outcome[2] - outcome[1])
+    finally:
+        if bar is not None:
+            bar.close()
+    result = xr.open_zarr(store)
+    if failures:
+        import warnings
+
+        warnings.warn(f"{len(failures)} chunk(s) of the sweep failed (see {store / 'errors.jsonl'}): "
+                      f"{failures[0]}", RuntimeWarning, stacklevel=2)
+    return result
+
+
+def _outcomes(specs, evaluator: str, workers: int, scheduler: str | None):
+    if not specs:
+        return
+    if evaluator == "inprocess":
+        for spec in specs:
+            yield run_chunk(spec)
+    elif evaluator == "processes":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(run_chunk, spec) for spec in specs]):
+                yield future.result()
+    else:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(scheduler or cluster)
+        try:
+            futures = client.map(run_chunk, specs, pure=False)
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _write(store: Path, outcome) -> str | None:
+    scenario_index, start, stop, values, seconds, error = outcome
+    region = {"scenario": slice(scenario_index, scenario_index + 1), "run": slice(start, stop)}
+    runs = stop - start
+    if values is not None:
+        chunk = values.expand_dims(scenario=1).transpose("scenario", "run", ...)
+        chunk = chunk.drop_vars([c for c in chunk.coords])
+        chunk.to_zarr(store, region=region, mode="r+")
+    status = 1.0 if error is None else -1.0
+    manifest = xr.Dataset({"status": (("scenario", "run"), np.full((1, runs), status)),
+                           "seconds": (("scenario", "run"), np.full((1, runs), seconds / runs))})
+    manifest.to_zarr(store, region=region, mode="r+")
+    if error is None:
+        return None
+    line = {"scenario_index": scenario_index, "runs": [start, stop], "error": error}
+    with open(store / "errors.jsonl", "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(line) + "\n")
+    return f"runs {start}-{stop - 1} of scenario {scenario_index}: {error}"
+
+
+def yield_probability(results: xr.Dataset, years) -> xr.DataArray:
+    """Share of completed runs in which Northern restrictiveness has yielded by each year, per scenario."""
+    yielded = results[YIELD_VARIABLE]
+    done = results["status"] == 1
+    counts = done.sum("run")
+    shares = [((yielded <= year) & done).sum("run") / counts for year in years]
+    out = xr.concat(shares, dim=xr.Variable("year", list(years)))
+    out.attrs = {"long_name": "probability that Northern restrictiveness has yielded", "units": "dimensionless"}
+    return out
+
+
+def report(problem: Problem, results: xr.Dataset, folder: Path) -> list[Path]:
+    """Indices (netCDF) and figures of a finished sweep: fan charts, index bars, yield probability."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .sensitivity import analyze
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    indices = analyze(problem, results.load())
+    path = folder / "indices.nc"
+    indices.to_netcdf(path)
+    written.append(path)
+    for output in problem.outputs:
+        if output == YIELD_VARIABLE or "time" not in results[output].dims:
+            continue
+        values = results[output]
+        extra = [d for d in values.dims if d not in ("scenario", "run", "time")]
+        if extra:
+            values = values.isel({d: 0 for d in extra})
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for k, scenario in enumerate(values["scenario"].values):
+            series = values.sel(scenario=scenario)
+            q = series.quantile([0.05, 0.25, 0.5, 0.75, 0.95], dim="run")
+            axis.fill_between(series["time"], q.isel(quantile=0), q.isel(quantile=4), alpha=0.15, color=f"C{k}")
+            axis.fill_between(series["time"], q.isel(quantile=1), q.isel(quantile=3), alpha=0.3, color=f"C{k}")
+            axis.plot(series["time"], q.isel(quantile=2), color=f"C{k}", label=str(scenario))
+        where = ", ".join(f"{d}={values[d].values}" for d in extra if d in values.coords)
+        axis.set_title(f"{output}{' [' + where + ']' if where else ''}: median, 50% and 90% of runs", fontsize=10)
+        axis.legend(fontsize=8)
+        path = folder / f"fan_{output.replace(' ', '_')}.png"
+        figure.tight_layout()
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        written.append(path)
+    key = {"sobol": "ST", "morris": "mu_star"}.get(problem.method, "rank_correlation")
+    for output in problem.outputs:
+        name = f"{output} {key}"
+        if name not in indices:
+            continue
+        values = indices[name]
+        reduce = [d for d in values.dims if d != "parameter"]
+        summary = values.mean(reduce) if reduce else values
+        figure, axis = plt.subplots(figsize=(7, 0.35 * len(summary) + 1.2))
+        axis.barh(list(map(str, summary["parameter"].values)), summary.values)
+        axis.set_title(f"{output}: {key}" + (" (mean over " + ", ".join(reduce) + ")" if reduce else ""),
+                       fontsize=10)
+        figure.tight_layout()
+        path = folder / f"indices_{output.replace(' ', '_')}.png"
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        written.append(path)
+    if YIELD_VARIABLE in results:
+        years = list(range(2020, int(results.attrs.get("final_time", 2100)) + 1))
+        probability = yield_probability(results, years)
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for scenario in probability["scenario"].values:
+            axis.plot(years, probability.sel(scenario=scenario), label=str(scenario))
+        axis.set_ylabel("share of runs")
+        axis.set_title("Probability that Northern restrictiveness has yielded", fontsize=10)
+        axis.legend(fontsize=8)
+        path = folder / "yield_probability.png"
+        figure.tight_layout()
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        written.append(path)
+    return written

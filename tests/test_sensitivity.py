@@ -1,0 +1,137 @@
+"""Sensitivity problems, samples, the sweep store and evaluators, and indices."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import migsd
+from migsd.errors import MigsdError, ScenarioError
+from migsd.sensitivity import analyze, load_problem, sample
+from migsd.sweep import evaluate, yield_probability
+
+from .conftest import DATA
+
+ISHIGAMI = {"S1": [0.3139, 0.4424, 0.0], "ST": [0.5576, 0.4424, 0.2437]}  # a = 7, b = 0.1
+
+
+@pytest.fixture(scope="module")
+def ishigami():
+    return migsd.load_model(DATA / "models" / "ishigami.mdl")
+
+
+def test_sobol_indices_of_the_ishigami_function_are_recovered(ishigami, tmp_path):
+    problem = load_problem(DATA / "sensitivity" / "ishigami.toml", ishigami)
+    results = evaluate(problem, sample(problem), model=ishigami, store=tmp_path / "s.zarr", progress=False,
+                       chunk_size=4096)
+    indices = analyze(problem, results).isel(scenario=0, time=0)
+    for key, truth in ISHIGAMI.items():
+        found, interval = indices[f"y {key}"].values, indices[f"y {key}_conf"].values
+        assert np.all(np.abs(found - truth) <= interval), (key, found, interval)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('method = "sobol"\nsamples = 100\n[[parameter]]\nname="x1"\nlower=0\nupper=1\n', r"power of 2 \(e.g. 128\)"),
+        ('method = "fast"\n', r"method 'fast' is not one of sobol, morris, lhs, ensemble"),
+        ('[[parameter]]\nname="x4"\nlower=0\nupper=1\n', r"\[\[parameter\]\] 1 \('x4'\): 'x4' is not a constant of ishigami.mdl"),
+        ('[[parameter]]\nname="x1"\nlower=2\nupper=1\n', r"lower \(2\) must be below upper \(1\)"),
+        ('[[parameter]]\nname="x1"\nlower=0\nupper=1\nshape="beta"\n', r"unknown key\(s\) \['shape'\]"),
+        ('outputs = ["z"]\n[[parameter]]\nname="x1"\nlower=0\nupper=1\n', r"outputs: 'z' is not a variable"),
+    ],
+)
+def test_bad_problem_files_are_rejected_with_file_and_key(ishigami, tmp_path, text, message):
+    path = tmp_path / "problem.toml"
+    path.write_text("scenarios = []\n" + ("" if "outputs" in text else 'outputs = ["y"]\n') + text)
+    with pytest.raises(ScenarioError, match=message):
+        load_problem(path, ishigami)
+
+
+def test_the_shipped_problem_loads_and_samples_reproducibly(model):
+    problem = load_problem("restrictionism", model, samples=4)
+    first, second = sample(problem), sample(problem)
+    xr.testing.assert_identical(first, second)
+    assert first.sizes["run"] == problem.runs
+    assert "culturalist weight[SouthUpper,SouthLower] (multiplier)" in first
+
+
+def small(model, tmp_path, name="run.zarr"):
+    problem = load_problem("restrictionism", model, samples=2)
+    problem.final_time = 2030
+    problem.outputs = ["Restrictiveness", "Northern restrictiveness yield year"]
+    return problem, sample(problem), tmp_path / name
+
+
+def test_results_do_not_depend_on_evaluator_or_chunking(model, tmp_path):
+    problem, samples, _ = small(model, tmp_path)
+    here = evaluate(problem, samples, model=model, store=tmp_path / "a.zarr", chunk_size=5, progress=False).load()
+    spread = evaluate(problem, samples, model=model, store=tmp_path / "b.zarr", chunk_size=8, evaluator="processes",
+                      workers=2, progress=False).load()
+    assert float(here["status"].min()) == 1
+    for name in ("Restrictiveness", "Northern restrictiveness yield year"):
+        xr.testing.assert_identical(here[name], spread[name])
+
+
+@pytest.mark.slow
+def test_the_dask_evaluator_on_a_local_cluster_gives_the_same_runs(model, tmp_path):
+    problem, samples, _ = small(model, tmp_path)
+    here = evaluate(problem, samples, model=model, store=tmp_path / "a.zarr", chunk_size=6, progress=False).load()
+    cluster = evaluate(problem, samples, model=model, store=tmp_path / "d.zarr", chunk_size=6, evaluator="dask",
+                       workers=2, progress=False).load()
+    xr.testing.assert_identical(here["Restrictiveness"], cluster["Restrictiveness"])
+
+
+def test_an_existing_store_is_not_overwritten(model, tmp_path):
+    problem, samples, store = small(model, tmp_path)
+    evaluate(problem, samples, model=model, store=store, chunk_size=64, progress=False)
+    with pytest.raises(MigsdError, match="exists; pass --resume"):
+        evaluate(problem, samples, model=model, store=store, chunk_size=64, progress=False)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+    """A real interruption: the sweep process is killed once some chunks are stored."""
+    store = tmp_path / "killed.zarr"
+    command = [sys.executable, "-m", "migsd.cli", "sweep", "restrictionism", "--n", "32", "--out", str(store),
+               "--chunk", "16", "--quiet"]
+    process = subprocess.Popen(command)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if (store / "status").exists():
+                try:
+                    status = xr.open_zarr(store)["status"].values
+                except (OSError, ValueError, KeyError, RuntimeError):  # read while the sweep writes: retry
+                    status = None
+                if status is not None and 0 < np.sum(status == 1) < status.size:
+                    break
+            time.sleep(0.05)
+        process.kill()
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    partial = xr.open_zarr(store)["status"].values
+    assert 0 < np.sum(partial == 1) < partial.size, "the sweep finished or never started before the kill"
+    subprocess.run(command + ["--resume"], check=True)
+    resumed = xr.open_zarr(store).load()
+    whole = tmp_path / "whole.zarr"
+    subprocess.run(command[:command.index("--out") + 1] + [str(whole), "--chunk", "16", "--quiet"], check=True)
+    uninterrupted = xr.open_zarr(whole).load()
+    assert float(resumed["status"].min()) == 1
+    for name in ("Restrictiveness", "Northern restrictiveness yield year", "migrant bargaining power"):
+        xr.testing.assert_identical(resumed[name], uninterrupted[name])
+
+
+def test_yield_probability_counts_completed_runs(model, tmp_path):
+    problem, samples, store = small(model, tmp_path)
+    problem.final_time = 2100
+    results = evaluate(problem, samples, model=model, store=store, chunk_size=64, progress=False)
+    probability = yield_probability(results, [2040, 2100])
+    assert probability.dims == ("year", "scenario")
+    assert np.all((probability >= 0) & (probability <= 1))
+    assert np.all(probability.sel(year=2100) >= probability.sel(year=2040))
