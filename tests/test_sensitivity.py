@@ -135,3 +135,41 @@ def test_yield_probability_counts_completed_runs(model, tmp_path):
     assert probability.dims == ("year", "scenario")
     assert np.all((probability >= 0) & (probability <= 1))
     assert np.all(probability.sel(year=2100) >= probability.sel(year=2040))
+
+
+def test_prim_finds_the_range_that_decides_the_outcome():
+    from migsd.discovery import discover
+
+    rng = np.random.default_rng(4)
+    runs = 400
+    deciding, noise = rng.uniform(0, 1, runs), rng.uniform(0, 1, runs)
+    years = np.where(deciding < 0.3, 2045.0, np.nan)  # yields early only when 'deciding' is low
+    results = xr.Dataset(
+        {"param deciding": ("run", deciding), "param noise": ("run", noise),
+         "Northern restrictiveness yield year": (("scenario", "run"), years[None]),
+         "status": (("scenario", "run"), np.ones((1, runs)))},
+        coords={"scenario": ["s"]},
+    )
+    yields, holds = discover(results, scenario="s", by=2060)
+    assert yields.share == pytest.approx(np.mean(deciding < 0.3))
+    assert list(yields.limits["parameter"]) == ["deciding"]
+    # the box with most coverage at density >= 0.8 ends a little above the true edge, 0.3
+    assert 0.28 < yields.limits["high"].iloc[0] < 0.4
+    assert yields.density >= 0.8 and yields.coverage >= 0.8
+    assert list(holds.limits["parameter"]) == ["deciding"]
+
+
+@pytest.mark.slow
+def test_analyze_writes_indices_figures_and_prim_boxes(model, tmp_path, capsys):
+    from migsd.cli import main
+
+    store = tmp_path / "r.zarr"
+    assert main(["sweep", "restrictionism", "--n", "4", "--out", str(store), "--quiet"]) == 0
+    assert main(["analyze", str(store), "--out", str(tmp_path / "report"), "--by", "2070"]) == 0
+    out = capsys.readouterr().out
+    assert "status_quo: yields by 2070 in" in out
+    written = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"indices.nc", "yield_probability.png", "fan_Restrictiveness.png", "prim_status_quo.csv"} <= written
+    indices = xr.open_dataset(tmp_path / "report" / "indices.nc")
+    assert set(indices["parameter"].values) >= {"policy adjustment delay", "migration volume stability"}
+    assert {"Restrictiveness ST", "Restrictiveness ST_conf"} <= set(indices.data_vars)

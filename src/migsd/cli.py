@@ -184,6 +184,18 @@ def _cmd_analyze(args) -> int:
     folder = Path(args.out or Path(args.store).with_suffix(""))
     for path in report(problem, results, folder):
         print(f"wrote {path}")
+    from .discovery import discover, write
+    from .indicators import YIELD_VARIABLE
+
+    if YIELD_VARIABLE in results:
+        for scenario in results["scenario"].values:
+            boxes = discover(results, scenario=str(scenario), by=args.by)
+            for box in boxes:
+                ranges = "; ".join(f"{r.parameter} in [{r.low:.3g}, {r.high:.3g}]" for r in box.limits.itertuples())
+                print(f"{scenario}: {box.outcome} in {100 * box.share:.0f}% of runs; PRIM box "
+                      f"(coverage {box.coverage:.2f}, density {box.density:.2f}): {ranges or 'no restriction'}")
+            for path in write(boxes, folder, str(scenario)):
+                print(f"wrote {path}")
     return 0
 
 
@@ -276,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="sensitivity indices and figures of a finished sweep")
     analyze.add_argument("store", help="the sweep's zarr store")
     analyze.add_argument("--out", help="folder for indices.nc and figures (default: the store's name)")
-    analyze.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    analyze.add_argument("--model", help="a .mdl file (default: the sweep's)")
+    analyze.add_argument("--by", type=float, default=2060,
+                         help="scenario discovery: the year by which restrictiveness must have yielded (default 2060)")
     analyze.set_defaults(func=_cmd_analyze)
 
     conformance = commands.add_parser(

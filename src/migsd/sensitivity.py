@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,7 +279,10 @@ def analyze(problem: Problem, results: xr.Dataset, *, every: int = 10) -> xr.Dat
             if problem.method == "sobol":
                 from SALib.analyze import sobol
 
-                found = sobol.analyze(spec, y, calc_second_order=False, seed=problem.seed)
+                with warnings.catch_warnings():
+                    # bootstrap resamples of an output that rarely varies can be constant; the interval shows it
+                    warnings.filterwarnings("ignore", message="Constant values encountered")
+                    found = sobol.analyze(spec, y, calc_second_order=False, seed=problem.seed)
             elif problem.method == "morris":
                 from SALib.analyze import morris
 
