@@ -173,3 +173,55 @@ def test_analyze_writes_indices_figures_and_prim_boxes(model, tmp_path, capsys):
     indices = xr.open_dataset(tmp_path / "report" / "indices.nc")
     assert set(indices["parameter"].values) >= {"policy adjustment delay", "migration volume stability"}
     assert {"Restrictiveness ST", "Restrictiveness ST_conf"} <= set(indices.data_vars)
+
+
+def test_one_multiplier_per_element_and_other_distributions(model, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'method = "lhs"\nsamples = 200\nscenarios = ["status_quo"]\noutputs = ["Restrictiveness"]\n'
+        '[[parameter]]\nname = "culturalist weight"\nmode = "multiplier"\nper_element = true\nlower = 0.5\nupper = 1.5\n'
+        '[[parameter]]\nname = "material weight"\ndistribution = "triangular"\nlower = 1\nupper = 5\npeak = 2\n'
+        '[[parameter]]\nname = "tightening time"\ndistribution = "normal"\nmean = 4\nsd = 0.5\n'
+    )
+    problem = load_problem(path, model)
+    assert [p.label for p in problem.parameters][:4] == [
+        f"culturalist weight[{r}] (multiplier)" for r in model.subscripts["Region"]]
+    samples = sample(problem)
+    assert samples["material weight"].min() >= 1 and samples["material weight"].max() <= 5
+    assert float(samples["tightening time"].mean()) == pytest.approx(4, abs=0.1)
+    assert float(samples["tightening time"].std()) == pytest.approx(0.5, abs=0.1)
+    from migsd.sensitivity import batch_params
+
+    params = batch_params(model, problem, samples)
+    default = model.defaults["culturalist weight"].sel(region="Gulf").item()
+    base = model.calibrated_parameters.get("culturalist weight[Gulf]", default)
+    np.testing.assert_allclose(params["culturalist weight[Gulf]"].values,
+                               samples["culturalist weight[Gulf] (multiplier)"].values * base)
+
+
+def test_the_calibrated_ensemble_is_a_sample(model, tmp_path):
+    from migsd.calibration import ensemble_params
+
+    path = tmp_path / "e.toml"
+    path.write_text('method = "ensemble"\nscenarios = ["status_quo"]\noutputs = ["Restrictiveness"]\n')
+    problem = load_problem(path, model)
+    members = ensemble_params()
+    samples = sample(problem)
+    assert samples.sizes["run"] == members.sizes["run"]
+    np.testing.assert_array_equal(samples["emigration propensity multiplier"].values,
+                                  members["emigration propensity multiplier"].values)
+
+
+def test_multipliers_scale_the_calibrated_values(model, tmp_path):
+    from migsd.sensitivity import batch_params
+
+    path = tmp_path / "m.toml"
+    path.write_text('method = "lhs"\nsamples = 4\nscenarios = ["status_quo"]\noutputs = ["Restrictiveness"]\n'
+                    '[[parameter]]\nname = "base return rate"\nelements = ["North"]\nmode = "multiplier"\n'
+                    'lower = 0.5\nupper = 1.5\n')
+    problem = load_problem(path, model)
+    samples = sample(problem)
+    params = batch_params(model, problem, samples)
+    calibrated = model.calibrated_parameters["base return rate[North]"]
+    np.testing.assert_allclose(params["base return rate[North]"].values,
+                               samples["base return rate[North] (multiplier)"].values * calibrated)

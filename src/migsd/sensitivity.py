@@ -52,7 +52,9 @@ METHODS = ("sobol", "morris", "lhs", "ensemble")
 NO_SCENARIO = "none"
 PROBLEM_KEYS = ("title", "description", "method", "samples", "seed", "scenarios", "outputs", "final_time", "levels",
                 "parameter")
-PARAMETER_KEYS = ("name", "lower", "upper", "elements", "mode", "group")
+PARAMETER_KEYS = ("name", "lower", "upper", "elements", "mode", "group", "per_element", "distribution", "peak",
+                  "mean", "sd")
+DISTRIBUTIONS = ("uniform", "triangular", "normal")
 
 
 @dataclass
@@ -63,6 +65,15 @@ class Parameter:
     elements: list[str] | None = None
     mode: str = "value"
     group: str | None = None
+    distribution: str = "uniform"
+    peak: float | None = None  # triangular: the most likely value
+
+    @property
+    def salib_bounds(self) -> list[float]:
+        """SALib's bounds: [low, high] (uniform), [low, high, peak share] (triangular), [mean, sd] (normal)."""
+        if self.distribution == "triangular":
+            return [self.lower, self.upper, (self.peak - self.lower) / (self.upper - self.lower)]
+        return [self.lower, self.upper]
 
     @property
     def label(self) -> str:
@@ -91,7 +102,10 @@ class Problem:
 
     def salib(self) -> dict:
         problem = {"num_vars": len(self.parameters), "names": self.labels,
-                   "bounds": [[p.lower, p.upper] for p in self.parameters]}
+                   "bounds": [p.salib_bounds for p in self.parameters]}
+        if any(p.distribution != "uniform" for p in self.parameters):
+            problem["dists"] = [{"uniform": "unif", "triangular": "triang", "normal": "norm"}[p.distribution]
+                                for p in self.parameters]
         groups = [p.group or p.label for p in self.parameters]
         if any(p.group for p in self.parameters):
             problem["groups"] = groups
@@ -149,7 +163,15 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
                                 + did_you_mean(name, [v.name for v in model.variables.values()]))
     parameters = []
     for number, table in enumerate(document.get("parameter", []), start=1):
-        parameters.append(_parameter(model, table, f"{path}: [[parameter]] {number}"))
+        parameter = _parameter(model, table, f"{path}: [[parameter]] {number}")
+        if table.get("per_element"):
+            # one sampled value (or multiplier) per element, each its own parameter
+            variable = model.variables[canonical(parameter.name)]
+            elements = parameter.elements or model.subscripts[variable.subscripts[0]]
+            parameters.extend(Parameter(parameter.name, parameter.lower, parameter.upper, [e], parameter.mode,
+                                        parameter.group, parameter.distribution, parameter.peak) for e in elements)
+        else:
+            parameters.append(parameter)
     problem = Problem(
         title=str(document.get("title", path.stem)), method=method, samples=size,
         seed=int(document.get("seed", 2026)), scenarios=scenarios, outputs=outputs, parameters=parameters,
@@ -174,6 +196,13 @@ def _parameter(model, table: dict, where: str) -> Parameter:
     unknown = [k for k in table if k not in PARAMETER_KEYS]
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(PARAMETER_KEYS)}")
+    distribution = table.get("distribution", "uniform")
+    if distribution not in DISTRIBUTIONS:
+        raise ScenarioError(f"{where}: distribution '{distribution}' is not one of {', '.join(DISTRIBUTIONS)}")
+    if distribution == "normal":
+        if "mean" not in table or "sd" not in table:
+            raise ScenarioError(f"{where}: a normal distribution needs 'mean' and 'sd'")
+        table = {**table, "lower": table["mean"], "upper": table["mean"] + table["sd"]}
     for required in ("name", "lower", "upper"):
         if required not in table:
             raise ScenarioError(f"{where}: '{required}' is missing")
@@ -203,7 +232,22 @@ def _parameter(model, table: dict, where: str) -> Parameter:
                 raise ScenarioError(f"{where}: '{element}' is not an element of {variable.subscripts[0]} "
                                     f"({', '.join(valid)})." + did_you_mean(element, valid))
         elements = [str(e) for e in elements]
-    return Parameter(variable.name, float(lower), float(upper), elements, mode, table.get("group"))
+    peak = None
+    if distribution == "triangular":
+        peak = table.get("peak", (lower + upper) / 2)
+        if not lower <= peak <= upper:
+            raise ScenarioError(f"{where}: peak ({peak}) must lie within [{lower}, {upper}]")
+    if distribution == "normal":  # SALib's normal takes [mean, sd]
+        return Parameter(variable.name, float(table["mean"]), float(table["sd"]), elements, mode, table.get("group"),
+                         distribution)
+    if per_element_without_range(table, variable):
+        raise ScenarioError(f"{where}: 'per_element' fits a variable with one subscript; '{variable.name}' has none")
+    return Parameter(variable.name, float(lower), float(upper), elements, mode, table.get("group"), distribution,
+                     None if peak is None else float(peak))
+
+
+def per_element_without_range(table: dict, variable) -> bool:
+    return bool(table.get("per_element")) and len(variable.subscripts) != 1
 
 
 def sample(problem: Problem) -> xr.Dataset:
@@ -232,9 +276,7 @@ def batch_params(model, problem: Problem, samples: xr.Dataset) -> xr.Dataset:
     for parameter in problem.parameters:
         values = samples[parameter.label].values
         variable = model.variables[canonical(parameter.name)]
-        default = model.defaults[canonical(parameter.name)]
-        if model.calibration is not None and parameter.name in model.calibrated_parameters:
-            default = xr.full_like(default, model.calibrated_parameters[parameter.name])
+        default = _effective_default(model, parameter.name)
         if parameter.elements:
             for element in parameter.elements:
                 base = float(default.sel({variable.dims[0]: element})) if parameter.mode == "multiplier" else 1.0
@@ -247,6 +289,17 @@ def batch_params(model, problem: Problem, samples: xr.Dataset) -> xr.Dataset:
     coords = {d: model.subscripts[s] for v in model.variables.values() for s, d in zip(v.subscripts, v.dims)}
     dataset = xr.Dataset(out)
     return dataset.assign_coords({d: coords[d] for d in dataset.dims if d in coords})
+
+
+def _effective_default(model, name: str) -> xr.DataArray:
+    """A constant's value before any scenario: the .mdl's, with the model's calibration applied."""
+    from .parameters import ParameterSet, _fill
+
+    layers = ParameterSet(model)
+    if model.calibration is not None:
+        layers.apply(model.calibrated_parameters, source=str(model.calibration))
+    key = canonical(name)
+    return _fill(model.defaults[key], layers.values.get(key, {}), None)
 
 
 def analyze(problem: Problem, results: xr.Dataset, *, every: int = 10) -> xr.Dataset:
