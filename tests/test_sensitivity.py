@@ -225,3 +225,22 @@ def test_multipliers_scale_the_calibrated_values(model, tmp_path):
     calibrated = model.calibrated_parameters["base return rate[North]"]
     np.testing.assert_allclose(params["base return rate[North]"].values,
                                samples["base return rate[North] (multiplier)"].values * calibrated)
+
+
+def test_a_failing_chunk_is_recorded_with_its_parameters_and_reported(tmp_path):
+    import json
+
+    model = migsd.load_model(DATA / "models" / "fixed_delay.mdl")
+    path = tmp_path / "lag.toml"
+    path.write_text('method = "lhs"\nsamples = 4\nscenarios = []\noutputs = ["delayed"]\n'
+                    '[[parameter]]\nname = "lag"\nlower = 1\nupper = 3\n')
+    problem = load_problem(path, model)
+    samples = sample(problem)
+    store = tmp_path / "lag.zarr"
+    # chunks of 3 runs: the first mixes delay times (which DELAY FIXED refuses); the last run is alone and runs
+    with pytest.warns(RuntimeWarning, match=r"1 chunk\(s\) of the sweep failed"):
+        results = evaluate(problem, samples, model=model, store=store, chunk_size=3, progress=False)
+    np.testing.assert_array_equal(results["status"].values, [[-1, -1, -1, 1]])
+    (line,) = [json.loads(x) for x in (store / "errors.jsonl").read_text().splitlines()]
+    assert line["runs"] == [0, 3] and "DELAY FIXED needs one delay time" in line["error"]
+    np.testing.assert_allclose(line["parameters"]["lag"], samples["lag"].values[:3])

@@ -205,7 +205,11 @@ def _write(store: Path, outcome) -> str | None:
     manifest.to_zarr(store, region=region, mode="r+")
     if error is None:
         return None
-    line = {"scenario_index": scenario_index, "runs": [start, stop], "error": error}
+    stored = xr.open_zarr(store, consolidated=False)
+    parameters = {name[len("param "):]: stored[name].isel(run=slice(start, stop)).values.tolist()
+                  for name in stored.data_vars if name.startswith("param ")}
+    line = {"scenario": str(stored["scenario"].values[scenario_index]), "runs": [start, stop], "error": error,
+            "parameters": parameters}
     with open(store / "errors.jsonl", "a", encoding="utf-8") as stream:
         stream.write(json.dumps(line) + "\n")
     return f"runs {start}-{stop - 1} of scenario {scenario_index}: {error}"
