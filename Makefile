@@ -17,7 +17,8 @@ install: $(STAMP)
 # The headline experiment: status quo vs the IOM South-South programme.
 run: $(STAMP)
 	$(BIN)/migsd run --scenario status_quo --scenario iom_south_south \
-		--out outputs/headline.nc --plot outputs/headline.png --overwrite
+		--out outputs/headline.nc --plot outputs/headline.png --overwrite --quiet
+	$(BIN)/migsd report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15

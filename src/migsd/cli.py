@@ -199,6 +199,15 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import REPORT_DIR, build
+
+    path = build(Path(args.out or REPORT_DIR), progress=not args.quiet, sweep_samples=args.sweep_n)
+    print(f"wrote {path} and {path.with_suffix('.html').name}")
+    print(path.read_text(encoding="utf-8").split("## The mechanisms")[0])
+    return 0
+
+
 def _cmd_conformance(args) -> int:
     from .engine.conformance import DEFAULT_ROOT, report, run_all
 
@@ -292,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--by", type=float, default=2060,
                          help="scenario discovery: the year by which restrictiveness must have yielded (default 2060)")
     analyze.set_defaults(func=_cmd_analyze)
+
+    report = commands.add_parser(
+        "report", help="every scenario over the calibrated ensemble, the sweep, and outputs/report/report.md"
+    )
+    report.add_argument("--out", help="folder (default outputs/report)")
+    report.add_argument("--sweep-n", type=int, help="sample size of the restrictionism sweep (default: the file's)")
+    report.add_argument("--quiet", action="store_true", help="no progress bars")
+    report.set_defaults(func=_cmd_report)
 
     conformance = commands.add_parser(
         "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"

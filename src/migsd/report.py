@@ -1,0 +1,279 @@
+"""``migsd report`` (``make run``): does Northern restrictionism yield, when, under which policies?
+
+Every shipped scenario runs over the calibrated ensemble (its members as the
+``run`` dim); the restrictionism sensitivity problem runs into a zarr store; the
+numbers of the report are computed into one Dataset (``numbers.nc``) and the
+text is formatted from it, never typed. Finished work is reused: the ensemble
+runs are kept with a key of the model, calibration and scenario files, and the
+sweep resumes its store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .indicators import YIELD_VARIABLE
+
+OUTPUTS = ["Restrictiveness", "Perceived Labour Shortage", "labour shortage", "migrant bargaining power",
+           "Rights Observance", "south south share of flows", "irregular arrivals", "total deaths on routes",
+           "anti migrant sentiment"]
+YEARS = (2040, 2060, 2080, 2100)
+REPORT_DIR = Path("outputs") / "report"
+
+
+def _key(model, scenarios) -> str:
+    parts = [model.sha256, str(model.calibration and hashlib.sha256(Path(model.calibration).read_bytes()).hexdigest())]
+    parts += [hashlib.sha256(Path(s.path).read_bytes()).hexdigest() for s in scenarios]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+
+
+def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
+    """Every shipped scenario over the calibrated ensemble; reused when nothing it depends on changed."""
+    from .calibration import ensemble_params
+    from .outputs import to_netcdf
+    from .scenarios import list_scenarios, resolve_scenario
+
+    scenarios = [resolve_scenario(name) for name in list_scenarios()]
+    key = _key(model, scenarios)
+    path = folder / "ensemble.nc"
+    if path.exists():
+        cached = xr.open_dataset(path)
+        if cached.attrs.get("report_key") == key:
+            return cached.load()
+        cached.close()
+    members = ensemble_params(model.calibration)
+    parts = []
+    iterator = scenarios
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(scenarios, desc="scenarios x ensemble", unit="scenario")
+    for scenario in iterator:
+        ds = model.run_batch(members, scenario=scenario, return_columns=OUTPUTS)
+        parts.append(ds.expand_dims(scenario=[scenario.name]))
+    dataset = xr.concat(parts, dim="scenario", combine_attrs="drop_conflicts")
+    dataset = dataset.assign_coords(scenario_title=("scenario", [s.title for s in scenarios]))
+    dataset.attrs.update({"report_key": key, "title": "migsd scenarios over the calibrated ensemble",
+                          "calibration": Path(model.calibration).name if model.calibration else "none"})
+    to_netcdf(dataset, path, overwrite=True)
+    return dataset
+
+
+def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr.Dataset:
+    """Every number the report states, computed from the runs."""
+    years = ensemble[YIELD_VARIABLE]
+    out = {}
+    for year in YEARS:
+        out[f"P(yield by {year})"] = (years <= year).mean("run")
+    finite = years.where(np.isfinite(years))
+    out["median yield year"] = finite.quantile(0.5, dim="run").drop_vars("quantile")
+    out["yield year 5%"] = finite.quantile(0.05, dim="run").drop_vars("quantile")
+    out["yield year 95%"] = finite.quantile(0.95, dim="run").drop_vars("quantile")
+    at = ensemble.sel(time=2050)
+    for name, where in (("Perceived Labour Shortage", {"region": "North"}), ("labour shortage", {"region": "North"})):
+        out[f"{name} North 2050"] = at[name].sel(where).median("run")
+    for name in ("migrant bargaining power", "Rights Observance"):
+        out[f"{name} 2050"] = at[name].median("run")
+    out["south south share of flows 2050"] = at["south south share of flows"].median("run")
+    out["irregular arrivals North 2050"] = at["irregular arrivals"].sel(destination="North").sum("origin").median("run")
+    deaths = ensemble["total deaths on routes"].sel(time=slice(2020, 2100))
+    out["deaths on routes 2020-2100"] = deaths.sum("time").median("run")  # Person/Year saved yearly: a yearly sum
+    shortage = ensemble["Perceived Labour Shortage"].sel(region="North", time=2050)
+    held = (shortage > shortage.median("run")) & ~(years <= 2060)
+    out["share: shortage above median yet no yield by 2060"] = held.mean("run")
+    dataset = xr.Dataset(out)
+    if indices is not None and f"{YIELD_VARIABLE} ST" in indices:
+        total = indices[f"{YIELD_VARIABLE} ST"]
+        # the sweep's scenario labels are stored at their own width: compare as text, then take the report's labels
+        total = total.assign_coords(scenario=[str(s) for s in total["scenario"].values])
+        dataset["yield year ST"] = total.reindex(scenario=[str(s) for s in dataset["scenario"].values])
+    for name, value in boxes.items():
+        dataset.attrs[name] = value
+    return dataset
+
+
+def _fmt_year(value: float) -> str:
+    return "never (by 2100)" if not np.isfinite(value) else f"{value:.0f}"
+
+
+def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str], folder: Path) -> Path:
+    """``report.md`` and ``report.html``, every number taken from ``facts``."""
+    scenarios = list(ensemble["scenario"].values)
+    titles = dict(zip(scenarios, ensemble["scenario_title"].values))
+    definition = ensemble[YIELD_VARIABLE].attrs.get("definition", "")
+    lines = ["# Does Northern restrictionism yield under labour scarcity?", ""]
+    members = ensemble.sizes["run"]
+    lines += [f"Every shipped scenario over the {members} members of the calibrated ensemble "
+              f"(calibration `{ensemble.attrs.get('calibration', 'none')}`), 1990-2100. "
+              f"Definition: {definition}", ""]
+    lines += ["## Probability that Northern restrictiveness has yielded", "",
+              "| scenario | " + " | ".join(f"by {y}" for y in YEARS) + " | median year (5%-95%) |",
+              "|---|" + "---|" * (len(YEARS) + 1)]
+    for s in scenarios:
+        cells = [f"{100 * float(facts[f'P(yield by {y})'].sel(scenario=s)):.0f}%" for y in YEARS]
+        median = _fmt_year(float(facts["median yield year"].sel(scenario=s)))
+        low = _fmt_year(float(facts["yield year 5%"].sel(scenario=s)))
+        high = _fmt_year(float(facts["yield year 95%"].sel(scenario=s)))
+        lines.append(f"| {titles[s]} (`{s}`) | " + " | ".join(cells) + f" | {median} ({low}-{high}) |")
+    lines += ["", f"![yield probability]({figures['yield']})", "",
+              "*Figure 1. Share of ensemble members in which Northern restrictiveness has yielded, by year, per "
+              "scenario.*", "", "## The mechanisms, in 2050 (ensemble medians)", "",
+              "| scenario | North perceived shortage | North labour shortage | bargaining power North / Gulf / "
+              "SouthUpper / SouthLower | rights observance North / Gulf / SouthUpper / SouthLower | "
+              "South-South share of flows | irregular arrivals to the North (Person/Year) | deaths on routes "
+              "2020-2100 (Person) |", "|---|---|---|---|---|---|---|---|"]
+    for s in scenarios:
+        row = facts.sel(scenario=s)
+        power = " / ".join(f"{v:.2f}" for v in row["migrant bargaining power 2050"].values)
+        rights = " / ".join(f"{v:.2f}" for v in row["Rights Observance 2050"].values)
+        lines.append(
+            f"| `{s}` | {float(row['Perceived Labour Shortage North 2050']):.3f} | "
+            f"{float(row['labour shortage North 2050']):.3f} | {power} | {rights} | "
+            f"{100 * float(row['south south share of flows 2050']):.1f}% | "
+            f"{float(row['irregular arrivals North 2050']):,.0f} | {float(row['deaths on routes 2020-2100']):,.0f} |"
+        )
+    lines += ["", f"![restrictiveness]({figures['fan']})", "",
+              "*Figure 2. Northern restrictiveness over the calibrated ensemble: median and 90% band, status quo "
+              "and the IOM South-South programme.*", ""]
+    lines += ["## Which assumptions decide it", ""]
+    if "yield year ST" in facts:
+        total = facts["yield year ST"]
+        for s in total["scenario"].values:
+            if not np.isfinite(total.sel(scenario=s)).any():
+                continue
+            ranked = total.sel(scenario=s).sortby(total.sel(scenario=s), ascending=False)
+            top = ", ".join(f"{p} (ST {v:.2f})" for p, v in zip(ranked["parameter"].values[:3], ranked.values[:3]))
+            lines.append(f"- `{s}`: the yield year depends most on {top} (Sobol total-order indices of the "
+                         "restrictionism sweep).")
+    for name, value in facts.attrs.items():
+        if name.startswith("prim "):
+            lines.append(f"- {value}")
+    lines += ["", f"![indices]({figures['indices']})", "",
+              "*Figure 3. Sobol total-order indices of the yield year over the article's uncertain links "
+              "(restrictionism sweep).*", "", "## Where the argument fails in the model", ""]
+    for s in ("status_quo", "iom_south_south"):
+        if s in scenarios:
+            share = float(facts["share: shortage above median yet no yield by 2060"].sel(scenario=s))
+            lines.append(f"- `{s}`: in {100 * share:.0f}% of members the North's perceived labour shortage in 2050 "
+                         "is above the ensemble median and yet restrictiveness has not yielded by 2060: restriction "
+                         "holds despite shortage (culturalist pressure and slow policy).")
+    for name, value in facts.attrs.items():
+        if name.startswith("fails "):
+            lines.append(f"- {value}")
+    lines += ["", "Numbers: `numbers.nc`; runs: `ensemble.nc`; sweep: `restrictionism.zarr`, indices "
+              "`sweep/indices.nc`.", ""]
+    text = "\n".join(lines)
+    markdown = folder / "report.md"
+    markdown.write_text(text, encoding="utf-8")
+    (folder / "report.html").write_text(to_html(text), encoding="utf-8")
+    return markdown
+
+
+def to_html(markdown: str) -> str:
+    """The report's Markdown (headings, paragraphs, lists, tables, images, code spans, emphasis) as HTML."""
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2" style="max-width:100%">', text)
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+        return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+    out, table, items = [], [], []
+
+    def flush():
+        if table:
+            rows = [r for r in table if not re.match(r"^\|[-|]+\|$", r)]
+            cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+            out.append("<table border=1 cellpadding=4><tr>" + "".join(f"<th>{inline(c)}</th>" for c in cells[0])
+                       + "</tr>" + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>"
+                                            for r in cells[1:]) + "</table>")
+            table.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if line.startswith("- "):
+            items.append(line[2:])
+            continue
+        flush()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    flush()
+    return "<!DOCTYPE html><html><head><meta charset='utf-8'><title>migsd report</title></head><body>" + \
+        "\n".join(out) + "</body></html>\n"
+
+
+def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: int | None = None) -> Path:
+    """Everything ``make run`` writes into ``outputs/report/``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .discovery import discover
+    from .model import load_model
+    from .sensitivity import load_problem, sample
+    from .sweep import evaluate, report as sweep_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = load_model()
+    ensemble = ensemble_runs(model, folder, progress)
+    problem = load_problem("restrictionism", model, samples=sweep_samples)
+    store = folder / "restrictionism.zarr"
+    results = evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
+    sweep_files = sweep_report(problem, results, folder / "sweep")
+    indices = xr.open_dataset(folder / "sweep" / "indices.nc").load()
+    boxes = {}
+    for scenario in problem.scenarios:
+        found = discover(results.load(), scenario=scenario, by=2060)
+        for box in found:
+            ranges = "; ".join(f"{r.parameter} in [{r.low:.3g}, {r.high:.3g}]" for r in box.limits.itertuples())
+            label = "prim" if box.outcome.startswith("yields") else "fails"
+            boxes[f"{label} {scenario}"] = (
+                f"`{scenario}` ({problem.method} sweep of {results.sizes['run']} runs): restrictiveness "
+                f"{box.outcome} in {100 * box.share:.0f}% of runs; PRIM finds it concentrated where {ranges} "
+                f"(coverage {box.coverage:.2f}, density {box.density:.2f})"
+                + (": where total migration responds strongly to destinations' appeal, induced migration "
+                   "dilutes Northern scarcity." if label == "fails" and "volume elasticity" in ranges else ".")
+            )
+    facts = numbers(ensemble, indices, boxes)
+    facts.to_netcdf(folder / "numbers.nc")
+    figures = {"indices": "sweep/indices_Northern_restrictiveness_yield_year.png"}
+    years = np.arange(2020, 2101)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for k, s in enumerate(ensemble["scenario"].values):
+        probability = [(ensemble[YIELD_VARIABLE].sel(scenario=s) <= y).mean("run") for y in years]
+        axis.plot(years, probability, label=str(s), color=f"C{k % 10}")
+    axis.set_ylabel("share of ensemble members")
+    axis.set_title("Northern restrictiveness has yielded", fontsize=10)
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(folder / "yield_probability.png", dpi=90)
+    plt.close(figure)
+    figures["yield"] = "yield_probability.png"
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for k, s in enumerate(["status_quo", "iom_south_south"]):
+        series = ensemble["Restrictiveness"].sel(scenario=s, region="North")
+        q = series.quantile([0.05, 0.5, 0.95], dim="run")
+        axis.fill_between(series["time"], q.isel(quantile=0), q.isel(quantile=2), alpha=0.2, color=f"C{k}")
+        axis.plot(series["time"], q.isel(quantile=1), color=f"C{k}", label=s)
+    axis.set_ylabel("Restrictiveness[North] (Dmnl)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(folder / "restrictiveness_north.png", dpi=90)
+    plt.close(figure)
+    figures["fan"] = "restrictiveness_north.png"
+    del sweep_files
+    return write_report(ensemble, facts, figures, folder)

@@ -1,0 +1,48 @@
+"""The report: its numbers come from the runs, and a rebuild gives the same numbers."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from migsd.report import YEARS, build, numbers, to_html
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    return folder, build(folder, progress=False, sweep_samples=2)
+
+
+@pytest.mark.slow
+def test_report_numbers_are_regenerated_from_the_runs(built):
+    folder, markdown = built
+    text = markdown.read_text()
+    ensemble = xr.open_dataset(folder / "ensemble.nc")
+    stored = xr.open_dataset(folder / "numbers.nc")
+    again = numbers(ensemble, None, {})
+    for name in again.data_vars:
+        xr.testing.assert_allclose(again[name], stored[name])
+    row = next(line for line in text.splitlines() if "(`status_quo`)" in line)
+    for year in YEARS:
+        share = float(stored[f"P(yield by {year})"].sel(scenario="status_quo"))
+        assert f"{100 * share:.0f}%" in row
+    assert f"{float(stored['median yield year'].sel(scenario='status_quo')):.0f}" in row
+    for figure in ("yield_probability.png", "restrictiveness_north.png"):
+        assert (folder / figure).exists() and f"]({figure})" in text
+    assert text.count("*Figure") == 3
+    assert "<table" in (folder / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_second_build_gives_identical_numbers(built, tmp_path):
+    folder, _ = built
+    build(tmp_path, progress=False, sweep_samples=2)
+    first, second = xr.open_dataset(folder / "numbers.nc"), xr.open_dataset(tmp_path / "numbers.nc")
+    xr.testing.assert_identical(first, second)
+
+
+def test_markdown_tables_lists_and_images_become_html():
+    page = to_html("# Title\n\n| a | b |\n|---|---|\n| 1 | `x` |\n\n- one\n- two\n\n![f](f.png)\n\n*caption*")
+    assert "<h1>Title</h1>" in page and "<th>a</th>" in page and "<td><code>x</code></td>" in page
+    assert "<li>one</li>" in page and '<img alt="f" src="f.png"' in page and "<em>caption</em>" in page
+    assert np.char.count(page, "<table") == 1
