@@ -26,7 +26,6 @@ The statistic is taken over every selected element and time, giving one number.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import xarray as xr
 
 from .errors import MigsdError, ScenarioError
 from .names import canonical, did_you_mean
+from .tomlfiles import check_table, read_toml
 
 CHECK_KEYS = ("name", "description", "scenario", "final_time", "set", "force", "expect")
 EXPECT_KEYS = ("variable", "where", "from", "to", "stat", "below", "above")
@@ -119,28 +119,16 @@ def checks_file_for(model) -> Path:
 def load_checks(path: str | Path, model) -> list[BehaviourCheck]:
     """Read and validate a check file against ``model``; errors name the file, the check and the key."""
     path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ScenarioError(f"check file not found: {path}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path}: not valid TOML: {error}") from error
+    document = read_toml(path, "check file")
     extra = [k for k in document if k != "check"]
     if extra:
         raise ScenarioError(f"{path}: unknown top-level key(s) {extra}; write checks as [[check]] tables")
     checks = []
     for number, table in enumerate(document.get("check", []), start=1):
         where = f"{path}: [[check]] {number}"
-        if not isinstance(table, dict):
-            raise ScenarioError(f"{where}: must be a table")
-        if "name" in table:
+        if isinstance(table, dict) and "name" in table:
             where += f" ('{table['name']}')"
-        unknown = [k for k in table if k not in CHECK_KEYS]
-        if unknown:
-            raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(CHECK_KEYS)}")
-        for required in ("name", "expect"):
-            if required not in table:
-                raise ScenarioError(f"{where}: '{required}' is missing")
+        check_table(table, where, CHECK_KEYS, ("name", "expect"))
         check = BehaviourCheck(
             name=str(table["name"]),
             source=f"{path.name} [[check]] {number}",
@@ -174,13 +162,7 @@ def _variable(model, name: str, where: str):
 
 
 def _expectation(model, item, where: str) -> Expectation:
-    if not isinstance(item, dict):
-        raise ScenarioError(f"{where}: must be a table")
-    unknown = [k for k in item if k not in EXPECT_KEYS]
-    if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(EXPECT_KEYS)}")
-    if "variable" not in item:
-        raise ScenarioError(f"{where}: 'variable' is missing")
+    check_table(item, where, EXPECT_KEYS, ("variable",))
     variable = _variable(model, str(item["variable"]), where)
     stat = item.get("stat", "max")
     if stat not in STATS:

@@ -22,7 +22,6 @@ import datetime as _dt
 import hashlib
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import xarray as xr
 from .data import CALIBRATION_DIR, CalibrationData
 from .errors import DataError, ScenarioError
 from .names import canonical, did_you_mean
+from .tomlfiles import check_table, read_toml
 
 PARAMETERS_DIR = CALIBRATION_DIR / "parameters"
 TARGET_KEYS = ("name", "variable", "where", "data", "scale", "years", "transform", "weight", "band", "value",
@@ -82,22 +82,11 @@ class Settings:
     source: Path = CALIBRATION_DIR / "calibrate.toml"
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ScenarioError(f"file not found: {path}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path}: not valid TOML: {error}") from error
-
-
 def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=None) -> Settings:
     """Read ``calibrate.toml`` and the target and prior files it names; checked against ``model``."""
     path = Path(path)
-    document = _read_toml(path)
-    unknown = [k for k in document if k not in SETTINGS_KEYS]
-    if unknown:
-        raise ScenarioError(f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(SETTINGS_KEYS)}")
+    document = read_toml(path)
+    check_table(document, str(path), SETTINGS_KEYS)
     targets = load_targets(path.parent / document.get("targets", "targets.toml"), model)
     priors = load_priors(path.parent / document.get("priors", "priors.toml"), model)
     options = {k: int(document[k]) for k in ("seed", "generations", "population", "local_evaluations", "members",
@@ -106,16 +95,11 @@ def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=N
 
 
 def load_targets(path: Path, model=None) -> list[Target]:
-    document = _read_toml(path)
+    document = read_toml(path)
     targets = []
     for number, table in enumerate(document.get("target", []), start=1):
         where = f"{path}: [[target]] {number}" + (f" ('{table['name']}')" if "name" in table else "")
-        unknown = [k for k in table if k not in TARGET_KEYS]
-        if unknown:
-            raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(TARGET_KEYS)}")
-        for required in ("name", "variable", "years"):
-            if required not in table:
-                raise ScenarioError(f"{where}: '{required}' is missing")
+        check_table(table, where, TARGET_KEYS, ("name", "variable", "years"))
         target = Target(
             name=str(table["name"]), variable=str(table["variable"]), years=[int(y) for y in table["years"]],
             data=table.get("data"), where=dict(table.get("where", {})), scale=float(table.get("scale", 1.0)),
@@ -158,16 +142,11 @@ def _check_target(model, target: Target, where: str) -> None:
 def load_priors(path: Path, model=None) -> list[Prior]:
     from .parameters import ParameterSet
 
-    document = _read_toml(path)
+    document = read_toml(path)
     priors = []
     for number, table in enumerate(document.get("parameter", []), start=1):
         where = f"{path}: [[parameter]] {number}" + (f" ('{table['name']}')" if "name" in table else "")
-        unknown = [k for k in table if k not in PRIOR_KEYS]
-        if unknown:
-            raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(PRIOR_KEYS)}")
-        for required in ("name", "lower", "upper", "why"):
-            if required not in table:
-                raise ScenarioError(f"{where}: '{required}' is missing (every calibrated parameter says why)")
+        check_table(table, where, PRIOR_KEYS, ("name", "lower", "upper", "why"))
         prior = Prior(str(table["name"]), float(table["lower"]), float(table["upper"]), str(table["why"]))
         if not (math.isfinite(prior.lower) and math.isfinite(prior.upper) and prior.lower < prior.upper):
             raise ScenarioError(f"{where}: bounds must be finite with lower < upper, got [{prior.lower}, {prior.upper}]")

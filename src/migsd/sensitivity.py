@@ -34,7 +34,6 @@ over ``run`` (one variable per parameter, labelled by its name and elements),
 from __future__ import annotations
 
 import math
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import xarray as xr
 from .errors import ScenarioError
 from .indicators import YIELD_VARIABLE
 from .names import canonical, did_you_mean
+from .tomlfiles import check_table, read_toml
 
 SENSITIVITY_DIR = Path(__file__).resolve().parents[2] / "models" / "sensitivity"
 METHODS = ("sobol", "morris", "lhs", "ensemble")
@@ -126,15 +126,8 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
     path = Path(path)
     if not path.suffix and not path.exists():
         path = SENSITIVITY_DIR / f"{path}.toml"
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ScenarioError(f"problem file not found: {path}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path}: not valid TOML: {error}") from error
-    unknown = [k for k in document if k not in PROBLEM_KEYS]
-    if unknown:
-        raise ScenarioError(f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(PROBLEM_KEYS)}")
+    document = read_toml(path, "problem file")
+    check_table(document, str(path), PROBLEM_KEYS)
     method = document.get("method", "sobol")
     if method not in METHODS:
         raise ScenarioError(f"{path}: method '{method}' is not one of {', '.join(METHODS)}")
@@ -191,11 +184,7 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
 
 
 def _parameter(model, table: dict, where: str) -> Parameter:
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: must be a table")
-    unknown = [k for k in table if k not in PARAMETER_KEYS]
-    if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(PARAMETER_KEYS)}")
+    check_table(table, where, PARAMETER_KEYS)
     distribution = table.get("distribution", "uniform")
     if distribution not in DISTRIBUTIONS:
         raise ScenarioError(f"{where}: distribution '{distribution}' is not one of {', '.join(DISTRIBUTIONS)}")
