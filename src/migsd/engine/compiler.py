@@ -1081,12 +1081,4 @@ def _describe(kind: str) -> str:
     return names.get(kind, kind.replace("Structure", "").upper())
 
 
-def describe_model(compiled: CompiledModel) -> dict:
-    """Counts by kind, for messages and benchmarks."""
-    kinds: dict[str, int] = {}
-    for node in compiled.nodes.values():
-        kinds[node.kind] = kinds.get(node.kind, 0) + 1
-    return {"variables": len(compiled.nodes), "states": len(compiled.states), **kinds}
-
-
-__all__ = ["CompiledModel", "ENGINE_VERSION", "Node", "State", "UnsupportedConstruct", "compile_mdl", "describe_model"]
+__all__ = ["CompiledModel", "ENGINE_VERSION", "Node", "State", "UnsupportedConstruct", "compile_mdl"]
