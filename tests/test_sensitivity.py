@@ -244,3 +244,15 @@ def test_a_failing_chunk_is_recorded_with_its_parameters_and_reported(tmp_path):
     (line,) = [json.loads(x) for x in (store / "errors.jsonl").read_text().splitlines()]
     assert line["runs"] == [0, 3] and "DELAY FIXED needs one delay time" in line["error"]
     np.testing.assert_allclose(line["parameters"]["lag"], samples["lag"].values[:3])
+
+
+def test_resume_refuses_a_store_of_another_problem(model, tmp_path):
+    problem, samples, store = small(model, tmp_path)
+    evaluate(problem, samples, model=model, store=store, chunk_size=64, progress=False)
+    bigger = load_problem("restrictionism", model, samples=4)
+    bigger.final_time, bigger.outputs = 2030, problem.outputs
+    with pytest.raises(MigsdError, match="holds another sweep"):
+        evaluate(bigger, sample(bigger), model=model, store=store, resume=True, progress=False)
+    from migsd.report import sweep_matches
+
+    assert sweep_matches(store, problem) and not sweep_matches(store, bigger)

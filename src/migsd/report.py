@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,52 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr
     for name, value in boxes.items():
         dataset.attrs[name] = value
     return dataset
+
+
+def sweep_matches(store: Path, problem) -> bool:
+    from .sweep import problem_digest
+
+    try:
+        stored = xr.open_zarr(store, consolidated=False)
+    except (OSError, ValueError, KeyError):
+        return False
+    return stored.attrs.get("problem_digest") == problem_digest(problem) and stored.sizes.get("run") == problem.runs
+
+
+def failure_statements(results: xr.Dataset) -> dict[str, str]:
+    """Where the sweep contradicts the article: Southern xenophobia and the numbers-versus-rights trade-off."""
+    from scipy.stats import spearmanr
+
+    statements = {}
+    scenario = "iom_south_south" if "iom_south_south" in results["scenario"].values else str(results["scenario"].values[0])
+    done = results["status"].sel(scenario=scenario).values == 1
+    southern = [n for n in results.data_vars if n.startswith("param culturalist weight[SouthUpper")]
+    if southern and "south south share of flows" in results:
+        multiplier = results[southern[0]].values[done]
+        share = results["south south share of flows"].sel(scenario=scenario, time=2050).values[done]
+        high, low = multiplier >= np.quantile(multiplier, 0.75), multiplier <= np.quantile(multiplier, 0.25)
+        rho = spearmanr(multiplier, share).statistic
+        verdict = ("Southern xenophobia closes part of the new destinations" if rho < 0
+                   else "in the model Southern xenophobia does not close the new destinations")
+        statements["fails southern xenophobia"] = (
+            f"`{scenario}` sweep: where Southern publics react most to arrivals (top quarter of the Southern "
+            f"culturalist multiplier) the South-South share of flows in 2050 is {100 * np.median(share[high]):.1f}%, "
+            f"against {100 * np.median(share[low]):.1f}% in the bottom quarter (Spearman {rho:+.2f}): {verdict}."
+        )
+    coupling = "param numbers rights coupling"
+    if coupling in results and "Rights Observance" in results:
+        values = results[coupling].values[done]
+        rights = results["Rights Observance"].sel(scenario=scenario, time=2050, region="North").values[done]
+        years = np.nan_to_num(results[YIELD_VARIABLE].sel(scenario=scenario).values[done], nan=2101)
+        rho = spearmanr(values, rights).statistic
+        verdict = ("opening admission trades rights away where the coupling is strong" if rho < 0
+                   else "the sweep shows no numbers-versus-rights trade-off")
+        statements["fails numbers versus rights"] = (
+            f"`{scenario}` sweep: Spearman correlation of the numbers-versus-rights coupling (Ruhs) with Northern "
+            f"rights observance in 2050 {rho:+.2f}, with the yield year {spearmanr(values, years).statistic:+.2f}: "
+            f"{verdict}."
+        )
+    return statements
 
 
 def _fmt_year(value: float) -> str:
@@ -232,6 +279,8 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     ensemble = ensemble_runs(model, folder, progress)
     problem = load_problem("restrictionism", model, samples=sweep_samples)
     store = folder / "restrictionism.zarr"
+    if store.exists() and not sweep_matches(store, problem):
+        shutil.rmtree(store)  # the report's own store, from an older problem file or sample size
     results = evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
     sweep_files = sweep_report(problem, results, folder / "sweep")
     indices = xr.open_dataset(folder / "sweep" / "indices.nc").load()
@@ -248,6 +297,7 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
                 + (": where total migration responds strongly to destinations' appeal, induced migration "
                    "dilutes Northern scarcity." if label == "fails" and "volume elasticity" in ranges else ".")
             )
+    boxes.update(failure_statements(results.load()))
     facts = numbers(ensemble, indices, boxes)
     facts.to_netcdf(folder / "numbers.nc")
     figures = {"indices": "sweep/indices_Northern_restrictiveness_yield_year.png"}

@@ -71,6 +71,14 @@ def run_chunk(spec: ChunkSpec):
     return spec.scenario_index, spec.start, spec.stop, kept, time.perf_counter() - began, None
 
 
+def problem_digest(problem: Problem) -> str:
+    """What a stored sweep must match to be resumed: the problem file's content and the sample size."""
+    import hashlib
+
+    text = Path(problem.source).read_bytes() if Path(problem.source).is_file() else problem.title.encode()
+    return hashlib.sha256(text + f"|{problem.samples}|{problem.seed}|{problem.method}".encode()).hexdigest()[:20]
+
+
 def _template(model, problem: Problem, samples: xr.Dataset, probe: xr.Dataset, chunk: int) -> xr.Dataset:
     import dask.array as da
 
@@ -91,7 +99,8 @@ def _template(model, problem: Problem, samples: xr.Dataset, probe: xr.Dataset, c
     dataset = xr.Dataset(variables, coords=coords)
     dataset.attrs = {"problem": problem.title, "problem_file": problem.source, "method": problem.method,
                      "seed": problem.seed, "final_time": float(probe["time"].values[-1]) if "time" in probe else 0.0,
-                     "outputs": json.dumps(problem.outputs), "model_file": repo_relative(model.path)}
+                     "outputs": json.dumps(problem.outputs), "model_file": repo_relative(model.path),
+                     "problem_digest": problem_digest(problem)}
     return dataset
 
 
@@ -106,7 +115,7 @@ def evaluate(problem: Problem, samples: xr.Dataset, *, model, store: str | Path,
     runs = samples.sizes["run"]
     if resume and store.exists():
         opened = xr.open_zarr(store)
-        if opened.attrs.get("problem_file") != problem.source or opened.sizes["run"] != runs:
+        if opened.attrs.get("problem_digest") != problem_digest(problem) or opened.sizes["run"] != runs:
             raise MigsdError(f"{store} holds another sweep ({opened.attrs.get('problem_file')}, "
                              f"{opened.sizes['run']} runs); --resume needs the same problem and sample size")
         for label in problem.labels:
