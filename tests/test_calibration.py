@@ -4,6 +4,7 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -205,3 +206,39 @@ def test_shipped_settings_load(uncalibrated):
     problem = make_problem(uncalibrated, settings)
     assert set(problem.data) == {t.name for t in settings.targets if t.kind == "series"}
     assert isinstance(problem.data["foreign-born by origin x destination"], xr.DataArray)
+
+
+@pytest.mark.slow
+def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tmp_path):
+    from migsd.calibration import read_parameters
+    from migsd.calibration_report import _version, calibrate
+
+    (tmp_path / "targets.toml").write_text(
+        '[[target]]\nname = "foreign-born by destination"\nvariable = "foreign born population"\n'
+        'data = "ims:migrant_stock_both"\nyears = [1990, 2000, 2010, 2020]\n'
+    )
+    (tmp_path / "priors.toml").write_text(
+        '[[parameter]]\nname = "emigration propensity multiplier"\nlower = 0.5\nupper = 2\nwhy = "volume"\n'
+        '[[parameter]]\nname = "base return rate[North]"\nlower = 0.01\nupper = 0.1\nwhy = "returns"\n'
+    )
+    (tmp_path / "calibrate.toml").write_text(
+        "generations = 2\npopulation = 3\nlocal_evaluations = 5\nmembers = 3\nproposals = 12\n"
+    )
+    out = tmp_path / "parameters"
+    path = calibrate(tmp_path / "calibrate.toml", model=uncalibrated, directory=out, progress=False)
+    assert path.name == "calibrated_v1.csv"
+    frame = read_parameters(path)
+    assert list(frame.index) == ["best", "member001", "member002", "member003"]
+    assert list(frame.columns) == ["emigration propensity multiplier", "base return rate[North]"]
+    note = path.with_suffix(".md").read_text()
+    assert "sha256" in note and "payoff" in note and "out of sample 2015-2020" in note
+    fit = pd.read_csv(out / "calibrated_v1_fit.csv")
+    assert set(fit["sample"]) == {"in sample 1990-2020", "calibrated to 2010: in sample 1990-2010",
+                                  "calibrated to 2010: out of sample 2015-2020", "validation 2021-2023 (best)"}
+    assert {"RMSE", "MAPE", "R2", "U_M", "U_S", "U_C"} <= set(fit.columns)
+    assert (out / "calibrated_v1_fit" / "foreign-born_by_destination.png").exists()
+    # a version whose evaluations are logged but whose results were never written is the one to resume
+    (out / "calibrated_v2.evaluations.npz").write_bytes((out / "calibrated_v1.evaluations.npz").read_bytes())
+    assert _version(out, resume=True) == 2 and _version(out, resume=False) == 2
+    (out / "calibrated_v2.csv").write_text(path.read_text())
+    assert _version(out, resume=True) == 3

@@ -398,9 +398,10 @@ class Model:
         scenario, initial, time_step, final_time, saveper, return_columns
             As in :meth:`run`; the scenario and ``initial`` apply to every run.
         chunk_size : int, optional
-            Runs integrated together (default 1000). Memory while integrating is
-            bounded by the chunk (see :func:`migsd.engine.batch.chunk_memory`), plus
-            the returned values: runs x saved times x cells of ``return_columns``.
+            Runs integrated together (default 1000). Memory while integrating grows
+            with the chunk, not the number of runs (about 20 MiB for 1,000 runs of the
+            shipped model, measured by ``benchmarks/sweep_throughput.py``), plus the
+            returned values: runs x saved times x cells of ``return_columns``.
         workers : int
             Processes integrating chunks at once (default 1: this process only).
             Each extra process starts in about a second; worth it from a few

@@ -282,7 +282,7 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     if store.exists() and not sweep_matches(store, problem):
         shutil.rmtree(store)  # the report's own store, from an older problem file or sample size
     results = evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
-    sweep_files = sweep_report(problem, results, folder / "sweep")
+    sweep_report(problem, results, folder / "sweep")
     indices = xr.open_dataset(folder / "sweep" / "indices.nc").load()
     boxes = {}
     for scenario in problem.scenarios:
@@ -325,5 +325,4 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     figure.savefig(folder / "restrictiveness_north.png", dpi=90)
     plt.close(figure)
     figures["fan"] = "restrictiveness_north.png"
-    del sweep_files
     return write_report(ensemble, facts, figures, folder)

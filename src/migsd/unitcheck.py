@@ -388,9 +388,3 @@ class _Checker:
         self.units(ast.condition)
         return self._same([self.units(ast.input), self.units(ast.initial)],
                           "SAMPLE IF TRUE has input and initial value in")
-
-
-def unit_findings_summary(findings: list[Finding]) -> str:
-    errors = sum(1 for f in findings if f.severity == "error")
-    return f"{errors} unit error(s), {len(findings) - errors} warning(s)"
-

@@ -320,10 +320,3 @@ def _warn_non_finite(engine, results: dict[str, np.ndarray]) -> None:
         shown = ", ".join(f"'{b}'" for b in bad[:8]) + (" ..." if len(bad) > 8 else "")
         warnings.warn(f"non-finite values (NaN or infinite) in {len(bad)} variable(s): {shown}", RuntimeWarning,
                       stacklevel=3)
-
-
-def chunk_memory(engine, chunk: int) -> int:
-    """Bytes of the arrays one chunk keeps alive while it integrates (an upper bound)."""
-    cells = sum(math.prod(n.shape) for n in engine.nodes.values() if n.kind in ("constant", "dynamic"))
-    cells += sum(math.prod(s.shape) for s in engine.compiled.states.values()) * 2
-    return int(cells * chunk * 8)

@@ -128,9 +128,6 @@ class CompiledModel:
     states: dict[str, State]
     tables: dict[str, np.ndarray]
 
-    def node_by_name(self) -> dict[str, Node]:
-        return {n.name: n for n in self.nodes.values()}
-
 
 class _Context:
     """Where a component is being compiled: its element, definition subscripts and dependency sink."""
@@ -321,9 +318,6 @@ class _Compiler:
             else:
                 lines.append(self._put(target, index, lists, ctx, aligned, value.literal))
         return lines
-
-    def _row_sources(self, value: Expr) -> str:
-        return "None" if value.literal else value.code
 
     def _locate(self, node: Node, tokens: list[str]):
         """Index of a component's block in its element: ints, slices or index lists per axis."""
