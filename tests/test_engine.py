@@ -79,6 +79,34 @@ def test_runs_do_not_depend_on_their_batch_or_chunk(model):
         np.testing.assert_array_equal(whole[name].values[3:4], alone[name].values, err_msg=name)
 
 
+def test_several_scenarios_in_one_batch_give_each_scenario_alone(model, tmp_path):
+    """Scenarios whose constants vary over time at different years share one integration, run for run."""
+    late = tmp_path / "late_funding.toml"
+    late.write_text('title = "Late funding"\n[parameters]\n"IOM funding" = [[2021, 0.0], [2027.5, 5e9]]\n'
+                    '"border enforcement[Gulf]" = 0.3\n')
+    batch = perturbed(model, runs=3, seed=5)
+    columns = ["Restrictiveness", "IOM funding", "border enforcement", "IOM Capacity"]
+    names = ["status_quo", "iom_south_south", late]
+    together = model.run_batch(batch, scenario=names, return_columns=columns, final_time=2030)
+    assert together["Restrictiveness"].dims == ("scenario", "run", "time", "region")
+    assert list(together["scenario"].values) == ["status_quo", "iom_south_south", "late_funding"]
+    for name in names:
+        alone = model.run_batch(batch, scenario=name, return_columns=columns, final_time=2030)
+        label = getattr(name, "stem", name)
+        for column in columns:
+            joint, single = xr.broadcast(together[column].sel(scenario=label), alone[column])
+            # points re-sampled on the union of the scenarios' times: the same line, to rounding
+            np.testing.assert_allclose(joint.values, single.values, rtol=1e-13, atol=0, err_msg=f"{label}: {column}")
+    assert "models/scenarios/iom_south_south.toml" in together.attrs["scenario_files"]
+
+
+def test_scenarios_setting_different_initial_stocks_are_refused_together(model, tmp_path):
+    seeded = tmp_path / "seeded.toml"
+    seeded.write_text('[initial]\n"IOM Capacity" = 5\n')
+    with pytest.raises(ScenarioError, match="initial values of different elements of stock 'iom_capacity'"):
+        model.run_batch(None, scenario=["status_quo", seeded], final_time=1992)
+
+
 def test_batch_output_has_run_dim_and_single_run_metadata(model):
     batch = perturbed(model, runs=2, seed=1)
     ds = model.run_batch(batch, return_columns=["Restrictiveness", "material weight"], final_time=1995)

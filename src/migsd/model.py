@@ -395,8 +395,12 @@ class Model:
             ``region``), or not, to set every element alike; variables without
             ``run`` apply to every run. Stocks here set initial values. ``None``
             makes a single run.
-        scenario, initial, time_step, final_time, saveper, return_columns
-            As in :meth:`run`; the scenario and ``initial`` apply to every run.
+        scenario : str, path, Scenario, or a list of them
+            As in :meth:`run`, applied to every run. A list integrates every
+            scenario's runs together, in one batch, and returns a ``scenario`` dim
+            (as :func:`~migsd.run_scenarios` does run by run).
+        initial, time_step, final_time, saveper, return_columns
+            As in :meth:`run`; ``initial`` applies to every run.
         chunk_size : int, optional
             Runs integrated together (default 1000). Memory while integrating grows
             with the chunk, not the number of runs (about 20 MiB for 1,000 runs of the
@@ -423,32 +427,38 @@ class Model:
         >>> ds["IOM Capacity"].sizes["run"]
         2
         """
-        from .engine.batch import base_inputs, batch_inputs
+        from .engine.batch import base_inputs, batch_inputs, stack_runs
 
-        resolved, layers, settings = self._prepare(scenario, None, initial, time_step, final_time, saveper)
+        several = isinstance(scenario, (list, tuple))
+        scenarios = list(scenario) if several else [scenario]
+        if not scenarios:
+            raise ModelError("run_batch: the list of scenarios is empty")
         compiled = self.engine
         if compiled is None:
             raise ModelError(f"{self.path.name}: {self.engine_refusal}; run_batch needs the batched engine")
-        values, initial_values = base_inputs(self, layers)
-        runs = 1
-        run_coord = None
-        if params is not None:
-            runs = batch_inputs(self, params, values, initial_values)
-            if "run" in params.coords:
-                run_coord = params["run"].values
-        for name in params.data_vars if params is not None else ():
-            layers.sources.append(f"run_batch params['{name}']")
+        prepared, parts = [], []
+        for one in scenarios:
+            resolved, layers, settings = self._prepare(one, None, initial, time_step, final_time, saveper)
+            values, initial_values = base_inputs(self, layers)
+            runs = batch_inputs(self, params, values, initial_values) if params is not None else 1
+            for name in params.data_vars if params is not None else ():
+                layers.sources.append(f"run_batch params['{name}']")
+            prepared.append((resolved, layers))
+            parts.append((values, initial_values, runs))
+        values, initial_values, total = stack_runs(self, parts) if several else parts[0]
         by_ident = {v.py_name: key for key, v in self.variables.items()}
         time_varying = {by_ident[k] for k, v in values.items() if isinstance(v, tuple)}
         columns, constant_columns = self._select(return_columns, time_varying)
+        resolved, layers = prepared[0]
         times, over_time, once = self._run_engine(
-            compiled, layers, (values, initial_values, runs), settings, columns, constant_columns,
+            compiled, layers, (values, initial_values, total), settings, columns, constant_columns,
             progress=progress, chunk_size=chunk_size, workers=workers,
         )
-        dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=runs)
-        if run_coord is not None:
-            dataset = dataset.assign_coords(run=run_coord)
-        return dataset
+        dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=total)
+        run_coord = params["run"].values if params is not None and "run" in params.coords else np.arange(runs)
+        if not several:
+            return dataset.assign_coords(run=run_coord)
+        return _by_scenario(dataset, [r for r, _ in prepared], [layer for _, layer in prepared], run_coord)
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
                     workers=1, forced=None):
@@ -548,6 +558,31 @@ class Model:
         over_time = [v for v in chosen if not v.is_constant or canonical(v.name) in time_varying]
         once = [v for v in chosen if v.is_constant and canonical(v.name) not in time_varying]
         return over_time, once
+
+
+def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) -> xr.Dataset:
+    """A batch of several scenarios' runs, one after another along ``run``, as a ``scenario`` dim."""
+    from .outputs import repo_relative
+
+    names = [s.name if s is not None else "none" for s in scenarios]
+    if len(set(names)) != len(names):
+        raise ModelError(f"run_batch: scenario names repeat: {names}")
+    runs = len(run_coord)
+    pieces = [dataset.isel(run=slice(i * runs, (i + 1) * runs)).assign_coords(run=run_coord)
+              for i in range(len(names))]
+    combined = xr.concat(pieces, dim=xr.Variable("scenario", names), combine_attrs="override", coords="minimal",
+                         compat="override")
+    combined = combined.assign_coords(scenario_title=(
+        "scenario", [s.title if s is not None else "the model's own values" for s in scenarios],
+        {"long_name": "scenario title"}))
+    attrs = {k: v for k, v in dataset.attrs.items() if k not in ("scenario", "scenario_file", "parameter_sources")}
+    attrs["title"] = "migsd scenarios"
+    attrs["scenario_files"] = "; ".join(
+        repo_relative(s.path) if s is not None else "" for s in scenarios)
+    attrs["parameter_sources"] = " | ".join(
+        "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in layer.sources) for layer in layers)
+    combined.attrs = attrs
+    return combined
 
 
 def _engine_label(compiled) -> str:

@@ -320,3 +320,46 @@ def _warn_non_finite(engine, results: dict[str, np.ndarray]) -> None:
         shown = ", ".join(f"'{b}'" for b in bad[:8]) + (" ..." if len(bad) > 8 else "")
         warnings.warn(f"non-finite values (NaN or infinite) in {len(bad)} variable(s): {shown}", RuntimeWarning,
                       stacklevel=3)
+
+
+def stack_runs(model, parts: list[tuple[dict, dict, int]]) -> tuple[dict, dict, int]:
+    """Engine inputs of several batches as one batch, their runs one after another.
+
+    Each part is ``(values, initial, runs)`` as :func:`base_inputs` and
+    :func:`batch_inputs` leave them. Constants that vary over time in any part do
+    so in all, on the union of the parts' times (the same line to rounding: points are linear between
+    times). Initial values may differ between parts only in value, not in which
+    stocks (or elements) they set, because unset ones are computed by the model.
+    """
+    total = sum(runs for _, _, runs in parts)
+    values: dict = {}
+    for ident in sorted({k for part_values, _, _ in parts for k in part_values}):
+        variable = next(v for v in model.variables.values() if v.py_name == ident)
+        default = model.defaults[canonical(variable.name)].values.astype(float)[None]
+        given = [(part_values.get(ident, default), runs) for part_values, _, runs in parts]
+        series = [value for value, _ in given if isinstance(value, tuple)]
+        if not series:
+            values[ident] = np.concatenate([np.broadcast_to(v, (runs,) + v.shape[1:]) for v, runs in given])
+            continue
+        knots = np.unique(np.concatenate([k for k, _ in series]))
+        frames = []
+        for value, runs in given:
+            if isinstance(value, tuple):
+                own_knots, own = value
+                on_union = np.apply_along_axis(lambda f: np.interp(knots, own_knots, f), -1, own)
+            else:
+                on_union = np.repeat(value[..., None], len(knots), axis=-1)
+            frames.append(np.broadcast_to(on_union, (runs,) + on_union.shape[1:]))
+        values[ident] = (knots, np.concatenate(frames))
+    initial: dict = {}
+    for ident in sorted({k for _, part_initial, _ in parts for k in part_initial}):
+        entries = [(part_initial.get(ident), runs) for _, part_initial, runs in parts]
+        masks = [entry[1] if entry is not None else None for entry, _ in entries]
+        if any(m is None or not np.array_equal(m, masks[0]) for m in masks):
+            raise ScenarioError(
+                f"the scenarios set initial values of different elements of stock '{ident}'; "
+                f"run them in separate batches"
+            )
+        initial[ident] = (np.concatenate([np.broadcast_to(given, (runs,) + given.shape[1:])
+                                          for (given, _), runs in entries]), masks[0])
+    return values, initial, total
