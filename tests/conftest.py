@@ -32,3 +32,16 @@ def pytest_collection_modifyitems(items):
         return 2 if "time_step" in item.name else 1
 
     items.sort(key=weight, reverse=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests measured (``record_property("figure: ...", value)``); timing never fails a test."""
+    lines = []
+    for report in terminalreporter.stats.get("passed", []):
+        for name, value in getattr(report, "user_properties", []):
+            if name.startswith("figure: "):
+                lines.append(f"{name[len('figure: '):]}: {value}")
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -225,6 +225,22 @@ def _cmd_conformance(args) -> int:
     return 0
 
 
+def _cmd_explore(args) -> int:
+    from .explore.app import DEFAULT_PROBLEM, Explorer, serve
+    from .scenarios import SCENARIOS_DIR
+
+    if not 1 <= args.port <= 65535:
+        raise MigsdError(f"--port {args.port}: a port is a number from 1 to 65535")
+    save_dir = Path(args.save_dir) if args.save_dir else SCENARIOS_DIR
+    if not save_dir.is_dir():
+        raise MigsdError(f"--save-dir {save_dir}: no such folder")
+    explorer = Explorer.load(problem=None if args.no_problem else (args.problem or DEFAULT_PROBLEM), save_dir=save_dir)
+    explorer.scenario(args.scenario)
+    print(f"migsd explore: serving http://{args.address}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    serve(explorer, args.scenario, port=args.port, address=args.address, show=args.show)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migsd", description="Run the migsd system-dynamics model of global migration governance."
@@ -309,6 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sweep-n", type=int, help="sample size of the restrictionism sweep (default: the file's)")
     report.add_argument("--quiet", action="store_true", help="no progress bars")
     report.set_defaults(func=_cmd_report)
+
+    explore = commands.add_parser(
+        "explore", help="serve a local web page: move levers and uncertain parameters, watch the decades change")
+    explore.add_argument("--scenario", default="status_quo", help="scenario the page starts from (default status_quo)")
+    explore.add_argument("--port", type=int, default=5006, help="port to serve on (default 5006)")
+    explore.add_argument("--address", default="127.0.0.1",
+                         help="address to bind (default 127.0.0.1: this machine only)")
+    explore.add_argument("--problem", metavar="FILE.toml",
+                         help="sensitivity problem whose parameters get sliders "
+                              "(default models/sensitivity/restrictionism.toml)")
+    explore.add_argument("--no-problem", action="store_true", help="levers only, no uncertain-parameter sliders")
+    explore.add_argument("--save-dir", metavar="DIR",
+                         help="where 'save as scenario' writes (default models/scenarios)")
+    explore.add_argument("--show", action="store_true", help="open the page in the default browser")
+    explore.set_defaults(func=_cmd_explore)
 
     conformance = commands.add_parser(
         "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"

@@ -37,6 +37,8 @@ class Variable:
     subkind: str
     sector: str
     limits: tuple[float, float] = (float("-inf"), float("inf"))
+    #: The step of Vensim's ``[min,max,step]`` (what a slider moves by); ``None`` where not declared.
+    step: float | None = None
 
     @property
     def is_stock(self) -> bool:
@@ -192,6 +194,7 @@ class Model:
                 subkind=str(row["Subtype"]),
                 sector=views.get(canonical(name), "Control" if name in CONTROL_VARIABLES else ""),
                 limits=_limits(row.get("Limits")),
+                step=_step(row.get("Limits")),
             )
         return found
 
@@ -596,11 +599,18 @@ def _engine_label(compiled) -> str:
 
 
 def _limits(value) -> tuple[float, float]:
-    """The [min, max] of a units field ('Dmnl [0,1]'); infinite where not declared."""
-    low, high = (value if isinstance(value, tuple) and len(value) == 2 else (None, None))
+    """The [min, max] of a units field ('Dmnl [0,1]', 'Dmnl [0,1,0.1]'); infinite where not declared."""
+    low, high = (value[:2] if isinstance(value, tuple) and len(value) in (2, 3) else (None, None))
     low = float(low) if low is not None and np.isfinite(low) else float("-inf")
     high = float(high) if high is not None and np.isfinite(high) else float("inf")
     return low, high
+
+
+def _step(value) -> float | None:
+    """The step of a units field's ``[min,max,step]``; ``None`` where absent or not positive."""
+    if isinstance(value, tuple) and len(value) == 3 and value[2] is not None and np.isfinite(value[2]):
+        return float(value[2]) if value[2] > 0 else None
+    return None
 
 
 def frame_column(frame: pd.DataFrame, variable: Variable) -> np.ndarray:

@@ -18,6 +18,8 @@ Every key is checked against the model before a run (see :mod:`migsd.parameters`
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -112,3 +114,47 @@ def resolve_scenario(scenario) -> Scenario:
     else:
         raise ScenarioError(f"scenario must be a name, a path or a Scenario, got {type(scenario).__name__}")
     return resolved
+
+
+def write_scenario(path: str | os.PathLike, *, title: str, description: str = "", parameters: dict | None = None,
+                   initial: dict | None = None) -> Path:
+    """Write a scenario file that :func:`read_scenario` reads back to the same values; never overwrites.
+
+    Values are numbers, lists of ``[time, value]`` points or ``{element: value}``
+    tables, as in a hand-written file; numbers are written exactly (``repr``).
+    """
+    path = Path(path)
+    if path.suffix != ".toml":
+        raise ScenarioError(f"{path}: a scenario file ends in .toml")
+    lines = [f"title = {_toml_string(title)}"]
+    if description:
+        lines.append(f"description = {_toml_string(description)}")
+    for table, entries in (("parameters", parameters or {}), ("initial", initial or {})):
+        if entries or table == "parameters":
+            lines += ["", f"[{table}]"]
+            lines += [f"{_toml_string(key)} = {_toml_value(value, f'{path}: {key!r}')}" for key, value in entries.items()]
+    text = "\n".join(lines) + "\n"
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError as error:
+        raise ScenarioError(f"{path} exists; choose another name (scenario files are never overwritten)") from error
+    return path
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes are all valid in a TOML basic string
+    return json.dumps(str(text), ensure_ascii=False)
+
+
+def _toml_value(value, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple, dict)):
+        raise ScenarioError(f"{where}: cannot write {value!r}; use a number, [time, value] points or a table")
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_string(k)} = {_toml_value(v, where)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item, where) for item in value) + "]"
+    number = float(value)
+    if not math.isfinite(number):
+        raise ScenarioError(f"{where}: {number} is not a finite number")
+    return repr(number)

@@ -1,0 +1,355 @@
+"""The explorer's page (Panel): controls, linked charts, the yield year, saving a scenario.
+
+One :class:`Explorer` per server holds the model, the controls and the runner;
+one :class:`Page` per browser session holds the widgets and what they show.
+Panel (HoloViz) serves the page: it keeps widgets and Bokeh charts in step with
+Python over a websocket, so every check and every run happens on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+
+from ..errors import MigsdError
+from ..indicators import YIELD_DEFINITION, YIELD_VARIABLE
+from ..outputs import repo_relative
+from ..scenarios import SCENARIOS_DIR, list_scenarios, read_scenario, validate, write_scenario
+from .charts import CHARTS, ChartSet, chart_columns, chart_labels
+from .controls import (
+    DEFAULT_PHASE,
+    Control,
+    ExploreError,
+    check_scenario_name,
+    explored_scenario,
+    lever_controls,
+    start_values,
+    uncertain_controls,
+)
+from .runner import BAND_QUANTILES, Runner
+
+log = logging.getLogger("migsd.explore")
+
+STATUS_QUO = "status_quo"
+EXPLORED = "explored"
+DEFAULT_PROBLEM = Path(__file__).resolve().parents[3] / "models" / "sensitivity" / "restrictionism.toml"
+
+
+@dataclass
+class Explorer:
+    """What every page of one server shares: the model, its controls, the runs."""
+
+    model: object
+    controls: list[Control]
+    runner: Runner
+    scenarios: dict[str, object]  # name -> Scenario, as the picker lists them
+    save_dir: Path
+    problem_source: str
+    labels: dict = field(default_factory=dict)
+    times: object = None
+
+    @classmethod
+    def load(cls, model=None, *, problem: str | os.PathLike | None = DEFAULT_PROBLEM,
+             save_dir: str | os.PathLike = SCENARIOS_DIR, ensemble: bool = True) -> "Explorer":
+        """Load the model (calibrated), its levers, the problem's parameters and the ensemble; run once to warm up."""
+        from ..calibration import ensemble_params
+        from ..model import load_model
+        from ..sensitivity import load_problem
+
+        model = model or load_model()
+        if model.engine is None:
+            raise ExploreError(f"{model.path.name}: {model.engine_refusal}; the explorer needs the batched engine")
+        controls = lever_controls(model)
+        source = ""
+        if problem is not None:
+            loaded = load_problem(Path(problem), model)
+            controls += uncertain_controls(model, loaded)
+            source = loaded.source
+        members = ensemble_params(model.calibration) if ensemble and model.calibration is not None else None
+        runner = Runner(model, chart_columns(), members)
+        scenarios = {s.name: s for s in list_scenarios()}
+        if Path(save_dir).resolve() != SCENARIOS_DIR.resolve():
+            for saved in list_scenarios(Path(save_dir)):
+                validate(saved, model)
+                scenarios.setdefault(saved.name, saved)
+        explorer = cls(model, controls, runner, scenarios, Path(save_dir), source)
+        first = model.run_batch(None, scenario=STATUS_QUO, return_columns=chart_columns()).isel(run=0, drop=True)
+        explorer.labels = chart_labels(first)
+        explorer.times = first["time"].values
+        return explorer
+
+    def scenario(self, name: str):
+        if name not in self.scenarios:
+            raise ExploreError(f"no scenario '{name}' (known: {', '.join(self.scenarios)})")
+        return self.scenarios[name]
+
+    def add_scenario(self, path: Path):
+        scenario = read_scenario(path)
+        validate(scenario, self.model)
+        self.scenarios[scenario.name] = scenario
+        return scenario
+
+
+class Page:
+    """One browser session's page."""
+
+    def __init__(self, explorer: Explorer, scenario: str = STATUS_QUO):
+        self.explorer = explorer
+        self._update = 0  # the latest update asked for; older ones are dropped when they finish
+        self._resetting = False
+        explorer.scenario(scenario)
+        self.picker = pn.widgets.Select(
+            name="Scenario", options={s.title: name for name, s in explorer.scenarios.items()}, value=scenario,
+            css_classes=["scenario-picker"], sizing_mode="stretch_width",
+        )
+        starts = start_values(explorer.model, explorer.controls, explorer.scenario(scenario))
+        self.sliders: dict[str, pn.widgets.EditableFloatSlider] = {}
+        for control in explorer.controls:
+            self.sliders[control.key] = pn.widgets.EditableFloatSlider(
+                name=control.label, start=control.low, end=control.high, value=starts[control.key],
+                step=control.step or _step(control), format=_format(control), sizing_mode="stretch_width",
+                css_classes=["control", "control-" + _css(control.key)],
+            )
+        start, end = explorer.model.time_settings["initial_time"], explorer.model.time_settings["final_time"]
+        self.phase = pn.widgets.IntRangeSlider(
+            name="Moved levers change over (years)", start=int(start), end=int(end), value=tuple(map(int, DEFAULT_PHASE)),
+            step=1, sizing_mode="stretch_width", css_classes=["phase"],
+        )
+        self.save_name = pn.widgets.TextInput(name="Save as scenario named", placeholder="my_scenario",
+                                              css_classes=["save-name"], sizing_mode="stretch_width")
+        self.save_button = pn.widgets.Button(name="Save as scenario", button_type="primary", css_classes=["save"])
+        self.saved = pn.pane.HTML("", css_classes=["saved"], sizing_mode="stretch_width")
+        self.error = pn.pane.HTML("", visible=False, sizing_mode="stretch_width")
+        # fixed heights: text that changes must not make the browser lay out every chart again
+        self.yield_text = pn.pane.HTML(_yield_html(None, None, None), css_classes=["yield"], height=90,
+                                       sizing_mode="stretch_width")
+        self.status = pn.pane.HTML(_status_html(0, "starting", ""), css_classes=["status"], height=40,
+                                   sizing_mode="stretch_width")
+        self.charts = ChartSet(explorer.model, explorer.labels, explorer.times)
+
+        for slider in self.sliders.values():
+            slider.param.watch(self._changed, "value_throttled")
+        self.phase.param.watch(self._changed, "value_throttled")
+        self.picker.param.watch(self._picked, "value")
+        self.save_button.on_click(self._save)
+
+    # ---- layout
+
+    def view(self):
+        groups = {}
+        for control in self.explorer.controls:
+            title = ("Lever: " if control.kind == "lever" else "Uncertain: ") + control.group
+            groups.setdefault(title, []).append(self.sliders[control.key])
+        cards = [pn.Card(*widgets, title=title, sizing_mode="stretch_width", collapsed=False)
+                 for title, widgets in groups.items()]
+        sidebar = pn.Column(
+            self.picker, self.phase, *cards,
+            pn.pane.HTML("<hr>"), self.save_name, self.save_button, self.saved,
+            width=400, scroll=True, height_policy="max", css_classes=["sidebar"],
+        )
+        key = ("<p class='key'>Solid: the explored scenario. Dashed: the status quo (same uncertain parameters, "
+               f"no moved levers). Shaded: {BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} of the calibrated "
+               f"ensemble's members. Red line: the yield year; dotted: the level restrictiveness must fall to "
+               f"({YIELD_DEFINITION['drop']:g} below its {YIELD_DEFINITION['reference_year']:g} level, held "
+               f"{YIELD_DEFINITION['hold']:g} years).</p>")
+        panes = [pn.Column(pn.pane.Bokeh(f, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+                           css_classes=["chart", "chart-" + _css(c.variable)])
+                 for f, c in zip(self.charts.figures, CHARTS)]
+        grid = pn.GridBox(*panes[1:], ncols=2, sizing_mode="stretch_width")
+        main = pn.Column(
+            self.yield_text, self.error,
+            panes[0], grid,
+            pn.pane.HTML(key, sizing_mode="stretch_width"), self.status, sizing_mode="stretch_width",
+        )
+        pn.state.onload(self.rerun)
+        return pn.Row(sidebar, main, sizing_mode="stretch_both")
+
+    # ---- reading and checking the page
+
+    def values(self) -> dict[str, float]:
+        return {key: slider.value for key, slider in self.sliders.items()}
+
+    def scenarios(self, name: str = EXPLORED, title: str | None = None):
+        """The explored scenario, its status quo (uncertain parameters only), the status quo's cache key, and
+        the constants set on purpose. Raises ExploreError for any value the controls refuse."""
+        explorer = self.explorer
+        values = self.values()
+        base = explorer.scenario(self.picker.value)
+        explored, changes = explored_scenario(explorer.model, explorer.controls, base, values, self.phase.value,
+                                              name=name, title=title)
+        uncertain = [c for c in explorer.controls if c.kind == "uncertain"]
+        chosen = {c.key: values[c.key] for c in uncertain}
+        status_quo, _ = explored_scenario(explorer.model, uncertain, explorer.scenario(STATUS_QUO), chosen,
+                                          name=STATUS_QUO, title="Status quo")
+        by_key = {c.key: c for c in explorer.controls}
+        starts = start_values(explorer.model, explorer.controls, base)
+        fixed = {by_key[k].name for k, v in values.items() if float(v) != starts[k]}
+        return explored, status_quo, tuple(sorted(chosen.items())), fixed, changes
+
+    # ---- callbacks
+
+    async def _changed(self, *events):
+        if self._resetting:
+            return
+        await self.rerun()
+
+    async def _picked(self, event):
+        try:
+            starts = start_values(self.explorer.model, self.explorer.controls, self.explorer.scenario(event.new))
+        except MigsdError as error:
+            self._show_error(error)
+            return
+        self._resetting = True
+        try:
+            for key, value in starts.items():
+                self.sliders[key].value = value
+        finally:
+            self._resetting = False
+        await self.rerun()
+
+    async def rerun(self) -> None:
+        """Check the page, run the explored scenario and the status quo, redraw; then the ensemble band."""
+        self._update += 1
+        ticket = self._update
+        try:
+            explored, status_quo, key, fixed, changes = self.scenarios()
+        except MigsdError as error:
+            self._show_error(error)
+            return
+        with pn.io.unlocked():
+            self.status.object = _status_html(ticket, "running", "running", changes)
+        try:
+            outcome = await asyncio.to_thread(self.explorer.runner.compare, explored, status_quo, key)
+        except Exception as error:  # the page stays up and says why; the server log keeps the traceback
+            self._failed(error)
+            return
+        if ticket != self._update:
+            return
+        with pn.io.unlocked():
+            self.error.visible = False
+            self.charts.show_runs(outcome.runs, EXPLORED, STATUS_QUO)
+            self.charts.show_band(None)
+            self.yield_text.object = _yield_html(outcome.runs, None, self.explorer.runner.member_count)
+            self.status.object = _status_html(ticket, "lines", f"{outcome.count} run(s) in {outcome.seconds:.2f} s",
+                                              changes)
+        try:
+            band = await asyncio.to_thread(self.explorer.runner.spread, explored, fixed)
+        except Exception as error:  # as above
+            self._failed(error)
+            return
+        if ticket != self._update or band is None:
+            return
+        with pn.io.unlocked():
+            self.charts.show_band(band.runs)
+            self.yield_text.object = _yield_html(outcome.runs, band.runs, self.explorer.runner.member_count)
+            self.status.object = _status_html(
+                ticket, "band", f"{outcome.count} run(s) in {outcome.seconds:.2f} s; ensemble: {band.count} "
+                f"distinct members in {band.seconds:.2f} s", changes)
+
+    def _failed(self, error: Exception) -> None:
+        log.error("explorer run failed", exc_info=error)
+        self._show_error(error if isinstance(error, MigsdError) else f"the run failed: {type(error).__name__}: {error}")
+
+    def _show_error(self, error) -> None:
+        self.error.object = (f"<div class='error-message' role='alert' style='{_ALERT_STYLE}'>"
+                             f"{html.escape(str(error))}</div>")
+        self.error.visible = True
+
+    async def _save(self, event=None) -> None:
+        try:
+            name = check_scenario_name(self.save_name.value)
+            title = f"{self.explorer.scenario(self.picker.value).title}, explored ({name})"
+            explored, _, _, _, changes = self.scenarios(name=name, title=title)
+            path = self.explorer.save_dir / f"{name}.toml"
+            write_scenario(path, title=explored.title, description=explored.description,
+                           parameters=explored.parameters, initial=explored.initial)
+            saved = self.explorer.add_scenario(path)
+            self.picker.options = {**self.picker.options, saved.title: saved.name}
+        except MigsdError as error:
+            self._show_error(error)
+            self.saved.object = ""
+            return
+        self.error.visible = False
+        shown = repo_relative(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+        command = f"migsd run --scenario {name if self.explorer.save_dir == SCENARIOS_DIR else shown}"
+        self.saved.object = (f"<p class='saved-file' data-path='{html.escape(str(path))}'>Saved <code>"
+                             f"{html.escape(shown)}</code> ({len(changes)} change(s)). Run it with "
+                             f"<code>{html.escape(command)}</code></p>")
+
+
+_ALERT_STYLE = ("color:#842029;background:#f8d7da;border:1px solid #f5c2c7;border-radius:4px;padding:0.6em 1em;"
+                "white-space:pre-wrap")
+
+
+def _step(control: Control) -> float:
+    """A slider step where the .mdl gives none: a hundredth of the range."""
+    return (control.high - control.low) / 100
+
+
+def _format(control: Control) -> str:
+    return "0.[00]a" if max(abs(control.low), abs(control.high)) >= 1e4 else "0.[000]"
+
+
+def _css(key: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in key)
+
+
+def _year(value) -> str:
+    return "never (by the end of the run)" if math.isnan(value) else f"{value:.0f}"
+
+
+def _yield_html(runs, band, members: int | None) -> str:
+    if runs is None:
+        return "<div class='yield-year'>Running…</div>"
+    explored = float(runs[YIELD_VARIABLE].sel(scenario=EXPLORED)) if YIELD_VARIABLE in runs else math.nan
+    status_quo = float(runs[YIELD_VARIABLE].sel(scenario=STATUS_QUO)) if YIELD_VARIABLE in runs else math.nan
+    headline = ("Northern restrictiveness yields in " if not math.isnan(explored)
+                else "Northern restrictiveness does not yield by ")
+    shown = f"{explored:.0f}" if not math.isnan(explored) else f"{float(runs['time'][-1]):.0f}"
+    if math.isnan(explored) or math.isnan(status_quo):
+        compare = f"status quo: {_year(status_quo)}"
+    else:
+        gap = explored - status_quo
+        compare = f"status quo: {status_quo:.0f}" + (f" ({abs(gap):.0f} years {'earlier' if gap < 0 else 'later'})"
+                                                      if gap else " (the same year)")
+    spread = ""
+    if band is not None and YIELD_VARIABLE in band:
+        years = band[YIELD_VARIABLE].values
+        yielded = years[~np.isnan(years)]
+        if yielded.size:
+            low, high = (float(x) for x in np.quantile(yielded, BAND_QUANTILES))
+            spread = (f"calibrated ensemble: yields in {yielded.size} of {years.size} members, "
+                      f"{low:.0f}-{high:.0f} ({BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} of those)")
+        else:
+            spread = f"calibrated ensemble: yields in none of {years.size} members"
+    elif members:
+        spread = f"calibrated ensemble ({members} members): running…"
+    return (f"<div class='yield-year' data-year='{'' if math.isnan(explored) else f'{explored:.0f}'}'>"
+            f"<span class='yield-headline' style='font-size:1.8em;font-weight:600'>{headline}"
+            f"<span class='yield-value'>{shown}</span></span><br>"
+            f"<span class='yield-compare'>{html.escape(compare)}</span>"
+            + (f"<br><span class='yield-band'>{html.escape(spread)}</span>" if spread else "") + "</div>")
+
+
+def _status_html(update: int, stage: str, timing: str, changes=()) -> str:
+    changed = "; ".join(changes) if changes else "none"
+    return (f"<div class='run-status' data-update='{update}' data-stage='{stage}'><small>Update {update}: "
+            f"{html.escape(timing)}. Moved: {html.escape(changed)}.</small></div>")
+
+
+def serve(explorer: Explorer, scenario: str = STATUS_QUO, *, port: int = 5006, address: str = "127.0.0.1",
+          show: bool = False) -> None:
+    """Serve the explorer's page at http://ADDRESS:PORT/ until interrupted (this machine only, unless told)."""
+    explorer.scenario(scenario)
+    pn.extension(notifications=False)
+    origins = [f"{address}:{port}"] + ([f"localhost:{port}"] if address in ("127.0.0.1", "localhost") else [])
+    pn.serve({"/": lambda: Page(explorer, scenario).view()}, port=port, address=address, websocket_origin=origins,
+             show=show, title="migsd explorer", print=False, threaded=False)
