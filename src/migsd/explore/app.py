@@ -107,25 +107,25 @@ class Page:
         self._resetting = False
         explorer.scenario(scenario)
         self.picker = pn.widgets.Select(
-            name="Scenario", options={s.title: name for name, s in explorer.scenarios.items()}, value=scenario,
+            label="Scenario", options={s.title: name for name, s in explorer.scenarios.items()}, value=scenario,
             css_classes=["scenario-picker"], sizing_mode="stretch_width",
         )
         starts = start_values(explorer.model, explorer.controls, explorer.scenario(scenario))
         self.sliders: dict[str, pn.widgets.EditableFloatSlider] = {}
         for control in explorer.controls:
             self.sliders[control.key] = pn.widgets.EditableFloatSlider(
-                name=control.label, start=control.low, end=control.high, value=starts[control.key],
+                label=control.label, start=control.low, end=control.high, value=starts[control.key],
                 step=control.step or _step(control), format=_format(control), sizing_mode="stretch_width",
                 css_classes=["control", "control-" + _css(control.key)],
             )
         start, end = explorer.model.time_settings["initial_time"], explorer.model.time_settings["final_time"]
         self.phase = pn.widgets.IntRangeSlider(
-            name="Moved levers change over (years)", start=int(start), end=int(end), value=tuple(map(int, DEFAULT_PHASE)),
+            label="Moved levers change over (years)", start=int(start), end=int(end), value=tuple(map(int, DEFAULT_PHASE)),
             step=1, sizing_mode="stretch_width", css_classes=["phase"],
         )
-        self.save_name = pn.widgets.TextInput(name="Save as scenario named", placeholder="my_scenario",
+        self.save_name = pn.widgets.TextInput(label="Save as scenario named", placeholder="my_scenario",
                                               css_classes=["save-name"], sizing_mode="stretch_width")
-        self.save_button = pn.widgets.Button(name="Save as scenario", button_type="primary", css_classes=["save"])
+        self.save_button = pn.widgets.Button(label="Save as scenario", color="primary", css_classes=["save"])
         self.saved = pn.pane.HTML("", css_classes=["saved"], sizing_mode="stretch_width")
         self.error = pn.pane.HTML("", visible=False, sizing_mode="stretch_width")
         # fixed heights: text that changes must not make the browser lay out every chart again
@@ -152,7 +152,7 @@ class Page:
                  for title, widgets in groups.items()]
         sidebar = pn.Column(
             self.picker, self.phase, *cards,
-            pn.pane.HTML("<hr>"), self.save_name, self.save_button, self.saved,
+            pn.layout.Divider(), self.save_name, self.save_button, self.saved,
             width=400, scroll=True, height_policy="max", css_classes=["sidebar"],
         )
         key = ("<p class='key'>Solid: the explored scenario. Dashed: the status quo (same uncertain parameters, "
@@ -219,6 +219,9 @@ class Page:
         """Check the page, run the explored scenario and the status quo, redraw; then the ensemble band."""
         self._update += 1
         ticket = self._update
+
+        def wanted() -> bool:  # no newer update was asked for meanwhile
+            return ticket == self._update
         try:
             explored, status_quo, key, fixed, changes = self.scenarios()
         except MigsdError as error:
@@ -227,11 +230,11 @@ class Page:
         with pn.io.unlocked():
             self.status.object = _status_html(ticket, "running", "running", changes)
         try:
-            outcome = await asyncio.to_thread(self.explorer.runner.compare, explored, status_quo, key)
+            outcome = await asyncio.to_thread(self.explorer.runner.compare, explored, status_quo, key, wanted)
         except Exception as error:  # the page stays up and says why; the server log keeps the traceback
             self._failed(error)
             return
-        if ticket != self._update:
+        if outcome is None or not wanted():
             return
         with pn.io.unlocked():
             self.error.visible = False
@@ -241,11 +244,11 @@ class Page:
             self.status.object = _status_html(ticket, "lines", f"{outcome.count} run(s) in {outcome.seconds:.2f} s",
                                               changes)
         try:
-            band = await asyncio.to_thread(self.explorer.runner.spread, explored, fixed)
+            band = await asyncio.to_thread(self.explorer.runner.spread, explored, fixed, wanted)
         except Exception as error:  # as above
             self._failed(error)
             return
-        if ticket != self._update or band is None:
+        if band is None or not wanted():
             return
         with pn.io.unlocked():
             self.charts.show_band(band.runs)

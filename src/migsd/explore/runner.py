@@ -56,13 +56,17 @@ class Runner:
     def member_count(self) -> int:
         return 0 if self.member_rows is None else int(self.member_rows.size)
 
-    def compare(self, explored, status_quo, status_quo_key: tuple) -> Outcome:
+    def compare(self, explored, status_quo, status_quo_key: tuple, wanted=None) -> Outcome | None:
         """The explored scenario and the status quo, one run each, with ``scenario`` = explored name, status quo name.
 
         The status quo depends only on the uncertain parameters; it is kept per
-        ``status_quo_key`` and rerun only when those change.
+        ``status_quo_key`` and rerun only when those change. ``wanted()`` is asked
+        once the engine is free: ``False`` (a newer request is waiting) skips the
+        run and gives ``None``.
         """
         with self._lock:
+            if wanted is not None and not wanted():
+                return None
             began = time.perf_counter()
             cached = self._status_quo.get(status_quo_key)
             if cached is None:
@@ -82,17 +86,20 @@ class Runner:
         _check_finite(both, explored.name)
         return Outcome(both, seconds, count)
 
-    def spread(self, explored, fixed: set[str]) -> Outcome | None:
+    def spread(self, explored, fixed: set[str], wanted=None) -> Outcome | None:
         """Every calibrated member under the explored scenario: the band's quantiles and the members' yield years.
 
         ``fixed`` names the .mdl constants the explored scenario sets on purpose;
-        members do not override them.
+        members do not override them. ``None`` without an ensemble, or when
+        ``wanted()`` says the request is stale (as in :meth:`compare`).
         """
         if self.members is None:
             return None
         fixed = {canonical(name) for name in fixed}
         members = self.members.drop_vars([n for n in self.members.data_vars if canonical(_base_name(n)) in fixed])
         with self._lock:
+            if wanted is not None and not wanted():
+                return None
             began = time.perf_counter()
             if members.data_vars:
                 runs = self.model.run_batch(members, scenario=explored, return_columns=self.columns)
@@ -120,7 +127,9 @@ def _check_finite(runs: xr.Dataset, label: str) -> None:
             continue
         finite = np.isfinite(values)
         if not bool(finite.all()):
-            first = float(values["time"].where(~finite.any([d for d in values.dims if d != "time"]), drop=True)[0])
+            others = [d for d in values.dims if d != "time"]
+            not_finite_at = (~finite).any(others) if others else ~finite
+            first = float(values["time"].values[not_finite_at.transpose("time").values][0])
             bad.append(f"'{name}' (from {first:g})")
     if bad:
         raise ExploreError(f"the run of '{label}' gave values that are not finite numbers: {', '.join(bad)}")

@@ -1,0 +1,267 @@
+"""The explorer without a browser: its controls, their checks, the scenarios it makes and saves, its runs."""
+
+import asyncio
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import migsd
+from migsd.errors import ScenarioError
+from migsd.explore.app import Explorer, Page
+from migsd.explore.controls import (
+    ExploreError,
+    check_phase,
+    check_scenario_name,
+    check_values,
+    explored_scenario,
+    lever_controls,
+    start_values,
+    uncertain_controls,
+)
+from migsd.explore.runner import Runner, _check_finite
+from migsd.indicators import YIELD_VARIABLE
+from migsd.names import canonical
+from migsd.scenarios import read_scenario, resolve_scenario, write_scenario
+from migsd.sensitivity import SENSITIVITY_DIR, load_problem
+
+from .conftest import DATA
+
+PROBLEM = SENSITIVITY_DIR / "restrictionism.toml"
+
+
+@pytest.fixture(scope="module")
+def controls(model):
+    return lever_controls(model) + uncertain_controls(model, load_problem(PROBLEM, model))
+
+
+@pytest.fixture(scope="module")
+def explorer(model, tmp_path_factory):
+    return Explorer.load(model, save_dir=tmp_path_factory.mktemp("saved"))
+
+
+def test_every_lever_of_the_mdl_gets_a_control_per_element_with_its_declared_range(model):
+    by_key = {c.key: c for c in lever_controls(model)}
+    levers = [v for v in model.variables.values() if v.is_constant and v.comment.startswith("Lever:")]
+    assert len(levers) >= 10
+    for variable in levers:
+        elements = model.subscripts[variable.subscripts[0]] if variable.subscripts else [None]
+        for element in elements:
+            control = by_key.pop(f"{variable.name}[{element}]" if element else variable.name)
+            assert (control.low, control.high, control.step, control.units) == (*variable.limits, variable.step,
+                                                                                variable.units)
+            assert control.source == "models/migsd.mdl"
+    assert by_key == {}
+    assert by_key.get("IOM funding") is None and model.variable("IOM funding").limits == (0.0, 3e10)
+
+
+def test_a_lever_without_a_declared_range_is_refused_naming_it():
+    with pytest.raises(ExploreError, match=r"lever_without_range.mdl: lever 'extra loss' declares no range.*"
+                                           r"'Person/Year \[0,1\]'"):
+        lever_controls(migsd.load_model(DATA / "models" / "lever_without_range.mdl"))
+
+
+def test_uncertain_controls_take_the_problem_bounds(model):
+    problem = load_problem(PROBLEM, model)
+    controls = uncertain_controls(model, problem)
+    assert [c.key for c in controls] == problem.labels
+    for control, parameter in zip(controls, problem.parameters):
+        assert (control.low, control.high, control.mode) == (parameter.lower, parameter.upper, parameter.mode)
+        assert control.source == "models/sensitivity/restrictionism.toml"
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"tightening time": 50}, r"'tightening time' = 50 is outside its range \[2, 8\] \(Year, declared in "
+                              r"models/sensitivity/restrictionism.toml\); not run"),
+    ({"border enforcement[North]": -0.1}, r"outside its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\)"),
+    ({"IOM rights conditionality": 0.5}, r"'IOM rights conditionality' = 0.5 is not a step of 1 from 0"),
+    ({"IOM funding": float("nan")}, r"'IOM funding': nan is not a finite number"),
+    ({"IOM funding": "lots"}, r"'IOM funding': 'lots' is not a number"),
+    ({"border enforcement[Mars]": 0.1}, r"'border enforcement\[Mars\]' is not a control"),
+    ({"tightening time": 9, "loosening time": 0}, r"'tightening time' = 9 .*; 'loosening time' = 0 "),
+])
+def test_values_the_controls_do_not_allow_are_refused_not_clamped(controls, values, message):
+    with pytest.raises(ExploreError, match=message):
+        check_values(controls, values)
+
+
+def test_the_ends_of_a_range_and_its_steps_are_allowed(controls):
+    assert check_values(controls, {"tightening time": 2, "loosening time": 5.0, "IOM rights conditionality": 1,
+                                   "IOM funding": 3e10}) == {"tightening time": 2.0, "loosening time": 5.0,
+                                                              "IOM rights conditionality": 1.0, "IOM funding": 3e10}
+
+
+@pytest.mark.parametrize("phase", [(2030, 2025), (2030, 2030), (1980, 2000), (2090, 2120), ("soon", 2030)])
+def test_a_phase_in_outside_the_run_or_backwards_is_refused(model, phase):
+    with pytest.raises(ExploreError, match="phase-in"):
+        check_phase(phase, model)
+
+
+@pytest.mark.parametrize("scenario", migsd.list_scenarios(), ids=lambda s: s.name)
+def test_an_untouched_page_gives_the_base_scenario_itself(model, controls, scenario):
+    starts = start_values(model, controls, scenario)
+    for control in controls:
+        assert control.low <= starts[control.key] <= control.high, (scenario.name, control.key)
+    explored, changes = explored_scenario(model, controls, scenario, starts)
+    assert changes == [] and explored.parameters == scenario.parameters
+
+
+def test_a_moved_lever_keeps_the_base_path_until_the_phase_in_then_reaches_its_value(model, controls):
+    base = resolve_scenario("iom_south_south")
+    values = start_values(model, controls, base) | {"IOM funding": 2e10}
+    explored, changes = explored_scenario(model, controls, base, values, (2027, 2033))
+    # base: 0 in 2025, 3e9 in 2030: 1.2e9 in 2027
+    assert explored.parameters["IOM funding"] == [[2025.0, 0.0], [2027.0, 1.2e9], [2033.0, 2e10]]
+    assert changes == ["IOM funding: 1e+10 -> 2e+10 $/Year over 2027-2033"]
+    funding = model.run(scenario=explored, return_columns=["IOM funding"], final_time=2040)["IOM funding"]
+    before = model.run(scenario=base, return_columns=["IOM funding"], final_time=2040)["IOM funding"]
+    np.testing.assert_allclose(funding.sel(time=slice(None, 2025)), before.sel(time=slice(None, 2025)))
+    assert (funding.sel(time=slice(2033, None)) == 2e10).all()
+
+
+def test_a_multiplier_scales_the_calibrated_value_of_its_elements(model, controls):
+    base = resolve_scenario("status_quo")
+    key = "culturalist weight[North,Gulf] (multiplier)"
+    explored, _ = explored_scenario(model, controls, base, {key: 1.25})
+    weights = model.defaults[canonical("culturalist weight")]
+    assert explored.parameters == {
+        "culturalist weight[North]": 1.25 * float(weights.sel(region="North")),
+        "culturalist weight[Gulf]": 1.25 * float(weights.sel(region="Gulf")),
+    }
+
+
+def test_a_written_scenario_reads_back_exactly_and_is_never_overwritten(tmp_path):
+    parameters = {"IOM funding": [[2025.0, 0.0], [2030.0, 0.1 + 0.2]], "tightening time": 1 / 3,
+                  "border enforcement": {"North": 0.7, "Gulf": 1e-12}, "route mortality[North]": 3e10}
+    path = write_scenario(tmp_path / "round_trip.toml", title='A "quoted" title', description="two\nlines",
+                          parameters=parameters, initial={"IOM Capacity": 5.0})
+    back = read_scenario(path)
+    assert (back.title, back.description, back.parameters, back.initial) == (
+        'A "quoted" title', "two\nlines", parameters, {"IOM Capacity": 5.0})
+    with pytest.raises(ScenarioError, match="exists; choose another name"):
+        write_scenario(path, title="again")
+    with pytest.raises(ScenarioError, match="inf is not a finite number"):
+        write_scenario(tmp_path / "bad.toml", title="bad", parameters={"IOM funding": float("inf")})
+    assert not (tmp_path / "bad.toml").exists()
+
+
+@pytest.mark.parametrize("name", ["", "../models/evil", "has space", "x" * 65, "-dash-first"])
+def test_a_scenario_name_that_is_not_a_plain_file_stem_is_refused(name):
+    with pytest.raises(ExploreError, match="use letters, digits"):
+        check_scenario_name(name)
+
+
+def test_the_band_covers_every_calibrated_member_run_once_each(model):
+    members = migsd.calibration.ensemble_params(model.calibration)
+    runner = Runner(model, ["Restrictiveness"], members)
+    assert runner.member_count == members.sizes["run"] > runner.members.sizes["run"]
+    scenario = resolve_scenario("status_quo")
+    band = runner.spread(scenario, fixed={"volume elasticity"}).runs
+    direct = model.run_batch(members.drop_vars("volume elasticity"), scenario=scenario,
+                             return_columns=["Restrictiveness"])
+    np.testing.assert_array_equal(band[YIELD_VARIABLE].values, direct[YIELD_VARIABLE].values)
+    np.testing.assert_allclose(band["Restrictiveness"].values,
+                               direct["Restrictiveness"].quantile([0.05, 0.95], dim="run").values)
+
+
+def test_a_run_with_values_that_are_not_numbers_is_reported_naming_the_variable_and_year():
+    time = np.arange(2000.0, 2004.0)
+    runs = xr.Dataset({"Restrictiveness": (("time", "region"), [[0.5, 0.4], [0.5, np.nan], [np.inf, 0.1],
+                                                                  [0.2, 0.1]])},
+                      coords={"time": time, "region": ["North", "Gulf"]})
+    with pytest.raises(ExploreError, match=r"'Restrictiveness' \(from 2001\)"):
+        _check_finite(runs, "explored")
+
+
+def test_the_page_runs_the_model_and_shows_the_yield_year_of_the_scenario(explorer, model):
+    page = Page(explorer, "iom_south_south")
+    asyncio.run(page.rerun())
+    expected = float(model.run(scenario="iom_south_south", return_columns=["Restrictiveness"])[YIELD_VARIABLE])
+    assert f"data-year='{expected:.0f}'" in page.yield_text.object
+    assert "data-stage='band'" in page.status.object
+    assert not page.error.visible
+
+
+def test_a_failed_run_is_shown_on_the_page_which_keeps_its_charts(explorer, monkeypatch):
+    page = Page(explorer)
+    asyncio.run(page.rerun())
+    shown = {k: dict(s.data) for k, s in page.charts.sources.items()}
+
+    def fail(*args, **kwargs):
+        raise FloatingPointError("overflow in 'Salience'")
+
+    monkeypatch.setattr(explorer.runner, "compare", fail)
+    page.sliders["tightening time"].value = 6
+    asyncio.run(page.rerun())
+    assert page.error.visible and "the run failed: FloatingPointError: overflow in &#x27;Salience&#x27;" in \
+        page.error.object
+    for key, source in page.charts.sources.items():
+        assert all(np.array_equal(source.data[c], shown[key][c], equal_nan=True) for c in shown[key])
+
+
+def test_the_page_refuses_an_out_of_range_value_before_running(explorer, monkeypatch):
+    page = Page(explorer)
+    ran = []
+    monkeypatch.setattr(explorer.runner, "compare", lambda *a, **k: ran.append(a))
+    page.sliders["present bias weight"].value = 1.5
+    asyncio.run(page.rerun())
+    assert ran == [] and page.error.visible
+    assert "&#x27;present bias weight&#x27; = 1.5 is outside its range [0.3, 1]" in page.error.object
+
+
+def test_save_as_scenario_writes_a_file_that_runs_to_the_same_yield_year(explorer, model):
+    page = Page(explorer, "status_quo")
+    page.sliders["IOM funding"].value = 5e9
+    page.sliders["tightening time"].value = 3
+    asyncio.run(page.rerun())
+    shown = page.yield_text.object.split("data-year='")[1].split("'")[0]
+    page.save_name.value = "saved_from_page"
+    asyncio.run(page._save())
+    path = explorer.save_dir / "saved_from_page.toml"
+    assert path.exists() and "saved_from_page" in page.saved.object
+    assert "saved_from_page" in page.picker.options.values()
+    ran = model.run(scenario=path, return_columns=["Restrictiveness"])
+    assert f"{float(ran[YIELD_VARIABLE]):.0f}" == shown
+    asyncio.run(page._save())  # the same name again: refused, the file kept
+    assert page.error.visible and "exists; choose another name" in page.error.object
+    assert math.isclose(read_scenario(path).parameters["tightening time"], 3.0)
+
+
+def test_only_the_latest_of_quick_successive_moves_is_run_and_shown(explorer, monkeypatch):
+    page = Page(explorer)
+    calls = []
+    real = explorer.runner.compare
+
+    def counted(*args, **kwargs):
+        outcome = real(*args, **kwargs)
+        calls.append(outcome is not None)
+        return outcome
+
+    monkeypatch.setattr(explorer.runner, "compare", counted)
+
+    async def three_moves():
+        for value in (3, 5, 7):
+            page.sliders["tightening time"].value = value
+            asyncio.ensure_future(page.rerun())
+            await asyncio.sleep(0)
+        while "data-stage='band'" not in page.status.object or "data-update='3'" not in page.status.object:
+            await asyncio.sleep(0.05)
+
+    asyncio.run(asyncio.wait_for(three_moves(), timeout=60))
+    assert len(calls) == 3 and calls.count(True) <= 2  # a request gone stale while waiting skips the engine
+    assert "tightening time: 4 -&gt; 7 Year" in page.status.object
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--scenario", "status_qou"], "no scenario 'status_qou' (known: aid_to_prevent_migration,"),
+    (["--port", "70000"], "--port 70000: a port is a number from 1 to 65535"),
+    (["--save-dir", "no/such/folder"], "--save-dir no/such/folder: no such folder"),
+])
+def test_explore_refuses_bad_options_before_serving(arguments, message):
+    finished = subprocess.run([sys.executable, "-m", "migsd.cli", "explore", *arguments], capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 2 and message in finished.stderr, finished.stderr
+    assert "serving" not in finished.stdout
