@@ -7,30 +7,21 @@ Screenshots go to ``outputs/test-artefacts/explorer/`` (or ``$MIGSD_ARTEFACTS/ex
 
 import math
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import xarray as xr
 
+from migsd.explore.drive import REPO, browser_page, explorer_server, find_chromium, status, time_move, wait_for_stage
 from migsd.indicators import YIELD_VARIABLE
 
-REPO = Path(__file__).resolve().parents[1]
 ARTEFACTS = Path(os.environ.get("MIGSD_ARTEFACTS", REPO / "outputs" / "test-artefacts")) / "explorer"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def chromium() -> str:
-    found = os.environ.get("MIGSD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        found = None
+    found = find_chromium()
     if found is None:
         message = "no chromium (apt-get install chromium) or no playwright (pip install -e '.[test]')"
         if os.environ.get("MIGSD_REQUIRE_BROWSER"):
@@ -39,82 +30,20 @@ def chromium() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def explorer_url(tmp_path_factory):
-    chromium()
+    browser = chromium()
     save_dir = tmp_path_factory.mktemp("saved_scenarios")
-    port = free_port()
     log = tmp_path_factory.mktemp("explore_log") / "server.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "migsd.cli", "explore", "--port", str(port), "--save-dir", str(save_dir)],
-            stdout=output, stderr=subprocess.STDOUT, cwd=REPO,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail(f"migsd explore exited with {server.returncode}:\n{log.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"migsd explore did not listen on {port} within 120 s:\n{log.read_text()}")
-        yield f"http://127.0.0.1:{port}/", save_dir, log
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with explorer_server("--save-dir", str(save_dir), log=log) as url:
+        yield url, save_dir, browser
 
 
 @pytest.fixture(scope="module")
 def page(explorer_url):
-    from playwright.sync_api import sync_playwright
-
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
-        tab = browser.new_page(viewport={"width": 1500, "height": 1100})
-        outside = []
-        tab.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1",
-                                                                                    "data:", "blob:")) else None)
-        tab.goto(explorer_url[0])
-        tab.wait_for_selector(".run-status[data-stage='band']", timeout=120_000, state="attached")
-        tab.outside_requests = outside
+    with browser_page(explorer_url[0], explorer_url[2]) as tab:
         yield tab
-        browser.close()
-
-
-def status(page) -> tuple[int, str]:
-    element = page.locator(".run-status")
-    return int(element.get_attribute("data-update")), element.get_attribute("data-stage")
-
-
-def wait_for(page, update: int, stage: str, timeout: float = 60_000) -> None:
-    page.wait_for_selector(f".run-status[data-update='{update}'][data-stage='{stage}']", timeout=timeout,
-                           state="attached")
-
-
-def drag(page, key: str, share: float) -> float:
-    """Drag a control's slider handle to ``share`` of its track; returns the time of the release."""
-    handle = page.locator(f".control-{key} .noUi-handle")
-    handle.scroll_into_view_if_needed()
-    box = handle.bounding_box()
-    track = page.locator(f".control-{key} .noUi-base").bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] / 2, y)
-    page.mouse.down()
-    page.mouse.move(track["x"] + track["width"] * share, y, steps=8)
-    released = time.perf_counter()
-    page.mouse.up()
-    return released
 
 
 def test_move_a_lever_see_the_yield_year_and_charts_change_then_save_and_rerun(page, explorer_url, record_property):
@@ -124,13 +53,8 @@ def test_move_a_lever_see_the_yield_year_and_charts_change_then_save_and_rerun(p
     assert start_year, page.locator(".yield-year").inner_text()
     chart = page.locator(".chart-Restrictiveness")
     chart_before = chart.screenshot()
-    update, _ = status(page)
 
-    released = drag(page, "open_borders_North_", 0.9)
-    wait_for(page, update + 1, "lines")
-    redrawn = time.perf_counter() - released
-    wait_for(page, update + 1, "band")
-    banded = time.perf_counter() - released
+    redrawn, banded = time_move(page, "open_borders_North_", 0.9)
     record_property("figure: explorer, slider release to redrawn charts (s)", f"{redrawn:.2f}")
     record_property("figure: explorer, slider release to ensemble band (s)", f"{banded:.2f}")
     page.screenshot(path=ARTEFACTS / "02-lever-moved.png", full_page=True)
@@ -175,5 +99,5 @@ def test_a_value_outside_its_range_is_refused_on_the_page_not_clamped(page):
 
     box.fill("6")
     box.press("Enter")
-    wait_for(page, update + 2, "lines")  # the refused update counted, then this one ran
+    wait_for_stage(page, update + 2, "lines")  # the refused update counted, then this one ran
     assert error.count() == 0 or not error.is_visible()

@@ -220,6 +220,7 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     held = frozenset(forced)
     times, save, saved = simulation_times(settings)
     series = frozenset(k for k, v in values.items() if isinstance(v, tuple))
+    keep = frozenset(wanted)  # a time step computes only what these and the states need
     kinds = variable_kinds(engine.compiled, series)
     results = {}
     for ident, shape in wanted.items():
@@ -243,10 +244,10 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
         bar = tqdm(total=runs, desc="runs", unit="run")
     try:
         if workers > 1 and len(chunks) > 1:
-            _integrate_in_processes(engine, (series, held), chunks, inputs, forced, times, save, consts, results,
+            _integrate_in_processes(engine, (series, held, keep), chunks, inputs, forced, times, save, consts, results,
                                     workers, bar)
         else:
-            simulate = engine.module(series, held)["simulate"]
+            simulate = engine.module(series, held, keep)["simulate"]
             for start, stop in chunks:
                 P, I = inputs(start, stop)
                 out = {k: v[start:stop] for k, v in results.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import textwrap
 from dataclasses import dataclass, field
@@ -77,16 +78,21 @@ class Engine:
             exec("\n".join(self.nodes[ident].code), namespace)
         return {ident: float(np.asarray(namespace[f"v_{ident}"]).reshape(-1)[0]) for ident in CONTROL}
 
-    def module(self, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset()):
-        """The generated module for runs where ``series`` vary over time and ``forced`` are held at given values."""
-        key = (series, forced)
+    def module(self, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
+               keep: frozenset[str] | None = None):
+        """The generated module for runs where ``series`` vary over time and ``forced`` are held at given values.
+
+        With ``keep``, only those variables can be saved, and each time step
+        computes only what they and the states need.
+        """
+        key = (series, forced, keep)
         if key not in self._modules:
-            source = generate(self.compiled, series, forced)
+            source = generate(self.compiled, series, forced, keep)
             namespace = {"np": np, **HELPERS, **self.compiled.tables}
             filename = "<migsd engine>"
             if self.cache is not None:
-                name = "engine.py" if not (series or forced) else (
-                    f"engine-{_digest(sorted(series) + ['forced:'] + sorted(forced))}.py"
+                name = "engine.py" if not (series or forced or keep is not None) else (
+                    f"engine-{_digest(sorted(series) + ['forced:'] + sorted(forced) + ['keep:'] + sorted(keep or ['*']))}.py"
                 )
                 path = self.cache / name
                 if not path.exists():
@@ -112,8 +118,9 @@ def variable_kinds(compiled: CompiledModel, series: frozenset[str] = frozenset()
     return kind
 
 
-def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset()) -> str:
-    """Python source of ``simulate`` for ``compiled``."""
+def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
+             keep: frozenset[str] | None = None) -> str:
+    """Python source of ``simulate`` for ``compiled`` (saving only ``keep`` when given)."""
     nodes = compiled.nodes
     names = list(nodes)
     kind = variable_kinds(compiled, series)
@@ -122,6 +129,9 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
     constants = _toposort([i for i in computed if kind[i] == "constant"], deps, "constants")
     dynamic_names = [i for i in computed if kind[i] in ("dynamic", "series")]
     step_order = _toposort(dynamic_names, deps, "equations")
+    if keep is not None:
+        needed = _needed_each_step(compiled, keep | forced, deps)
+        step_order = [i for i in step_order if i in needed]
 
     # initial values: states and the variables their initial values need, in dependency order
     states = compiled.states
@@ -177,10 +187,11 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         else:
             body.extend(node_code(item))
     body.append("# outputs")
-    saved = [i for i in names if kind[i] in ("constant", "dynamic", "series") and not nodes[i].internal]
+    saved = [i for i in names if kind[i] in ("constant", "dynamic", "series") and not nodes[i].internal
+             and (keep is None or i in keep)]
     for ident in saved:
         body.append(f"o_{ident} = out.get('{ident}')")
-    for ident in (c for c in constants if not nodes[c].internal):
+    for ident in (c for c in constants if not nodes[c].internal and (keep is None or c in keep)):
         body.append(f"if o_{ident} is not None:")
         body.append(f"    o_{ident}[:] = v_{ident}")
     body.append("k = 0")
@@ -190,7 +201,7 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
     for ident in step_order:
         loop.extend(node_code(ident))
     loop.append("if save[n]:")
-    for ident in (d for d in dynamic_names if not nodes[d].internal):
+    for ident in (d for d in dynamic_names if not nodes[d].internal and (keep is None or d in keep)):
         loop.append(f"    if o_{ident} is not None:")
         loop.append(f"        o_{ident}[:, k] = v_{ident}")
     loop.append("    k += 1")
@@ -208,6 +219,21 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         "def simulate(P, I, F, times, save, out, consts, rows):\n"
     )
     return header + textwrap.indent("\n".join(body), "    ") + "\n"
+
+
+def _needed_each_step(compiled: CompiledModel, keep: frozenset[str], deps: dict[str, set[str]]) -> set[str]:
+    """The variables a time step must compute: those kept, those the states' next values read, and their inputs."""
+    frontier = set(keep)
+    for state in compiled.states.values():
+        frontier.update(re.findall(r"\bv_(\w+)", "\n".join(state.update)))
+    needed: set[str] = set()
+    while frontier:
+        ident = frontier.pop()
+        if ident in needed or ident not in compiled.nodes:
+            continue
+        needed.add(ident)
+        frontier.update(deps[ident])
+    return needed
 
 
 def _digest(parts) -> str:
