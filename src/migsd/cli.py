@@ -169,15 +169,11 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_analyze(args) -> int:
-    import xarray as xr
-
-    from .model import load_model
+    from .model import MODELS_DIR, load_model
     from .sensitivity import load_problem
-    from .sweep import report
+    from .sweep import open_store, report
 
-    from .model import MODELS_DIR
-
-    results = xr.open_zarr(args.store)
+    results = open_store(args.store)
     model = load_model(args.model or MODELS_DIR.parent / results.attrs.get("model_file", "models/migsd.mdl"))
     problem = load_problem(results.attrs["problem_file"], model, samples=None)
     problem.samples = int(results.sizes["run"])

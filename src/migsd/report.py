@@ -100,10 +100,10 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr
 
 
 def sweep_matches(store: Path, problem) -> bool:
-    from .sweep import problem_digest
+    from .sweep import open_store, problem_digest
 
     try:
-        stored = xr.open_zarr(store, consolidated=False)
+        stored = open_store(store, consolidated=False)
     except (OSError, ValueError, KeyError):
         return False
     return stored.attrs.get("problem_digest") == problem_digest(problem) and stored.sizes.get("run") == problem.runs

@@ -104,6 +104,19 @@ def _template(model, problem: Problem, samples: xr.Dataset, probe: xr.Dataset, c
     return dataset
 
 
+def open_store(store: str | Path, consolidated: bool | None = None) -> xr.Dataset:
+    """A sweep's store, opened; first removing what an interrupted write left behind.
+
+    zarr writes each file under a temporary name (``<key>.<hex>.partial``) and
+    renames it when complete; a process killed in between leaves the temporary
+    file, never a valid one, which zarr would then report as an unknown object.
+    Only for a store no process is writing to (a finished or interrupted sweep).
+    """
+    for leftover in Path(store).rglob("*.partial"):
+        leftover.unlink()
+    return xr.open_zarr(store, consolidated=consolidated)
+
+
 def evaluate(problem: Problem, samples: xr.Dataset, *, model, store: str | Path, evaluator: str = "inprocess",
              chunk_size: int = 256, workers: int = 2, scheduler: str | None = None, resume: bool = False,
              progress: bool = True) -> xr.Dataset:
@@ -114,7 +127,7 @@ def evaluate(problem: Problem, samples: xr.Dataset, *, model, store: str | Path,
     params = batch_params(model, problem, samples)
     runs = samples.sizes["run"]
     if resume and store.exists():
-        opened = xr.open_zarr(store)
+        opened = open_store(store)
         if opened.attrs.get("problem_digest") != problem_digest(problem) or opened.sizes["run"] != runs:
             raise MigsdError(f"{store} holds another sweep ({opened.attrs.get('problem_file')}, "
                              f"{opened.sizes['run']} runs); --resume needs the same problem and sample size")
