@@ -144,14 +144,21 @@ class Page:
     # ---- layout
 
     def view(self):
-        groups = {}
+        groups, notes = {}, {}
         for control in self.explorer.controls:
             title = ("Lever: " if control.kind == "lever" else "Uncertain: ") + control.group
             groups.setdefault(title, []).append(self.sliders[control.key])
-        cards = [pn.Card(*widgets, title=title, sizing_mode="stretch_width", collapsed=False)
+            notes.setdefault(title, {})[control.name] = control.description
+        # one note per card, not a tooltip per slider: every widget more slows each redraw
+        cards = [pn.Card(pn.pane.HTML(_notes_html(notes[title]), sizing_mode="stretch_width"), *widgets,
+                         title=title, sizing_mode="stretch_width", collapsed=False)
                  for title, widgets in groups.items()]
+        how = ("<small>Sliders start at the scenario's values (a value that changes over time: its last). "
+               "A moved lever keeps the scenario's path until the first year of the range above, then goes in a straight line "
+               "to the slider's value by its last year; uncertain parameters hold for the whole run. Type a value in a "
+               "slider's box for precision.</small>")
         sidebar = pn.Column(
-            self.picker, self.phase, *cards,
+            self.picker, self.phase, pn.pane.HTML(how, sizing_mode="stretch_width"), *cards,
             pn.layout.Divider(), self.save_name, self.save_button, self.saved,
             width=400, scroll=True, height_policy="max", css_classes=["sidebar"],
         )
@@ -169,6 +176,8 @@ class Page:
             panes[0], grid,
             pn.pane.HTML(key, sizing_mode="stretch_width"), self.status, sizing_mode="stretch_width",
         )
+        if pn.state.curdoc is not None:
+            pn.state.curdoc.title = "migsd explorer"
         pn.state.onload(self.rerun)
         return pn.Row(sidebar, main, sizing_mode="stretch_both")
 
@@ -299,6 +308,11 @@ def _step(control: Control) -> float:
 
 def _format(control: Control) -> str:
     return "0.[00]a" if max(abs(control.low), abs(control.high)) >= 1e4 else "0.[000]"
+
+
+def _notes_html(descriptions: dict[str, str]) -> str:
+    items = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>" for name, text in descriptions.items())
+    return f"<ul style='margin:0;padding-left:1.1em;font-size:0.85em;color:#444'>{items}</ul>"
 
 
 def _css(key: str) -> str:
