@@ -132,7 +132,8 @@ def write_scenario(path: str | os.PathLike, *, title: str, description: str = ""
     for table, entries in (("parameters", parameters or {}), ("initial", initial or {})):
         if entries or table == "parameters":
             lines += ["", f"[{table}]"]
-            lines += [f"{_toml_string(key)} = {_toml_value(value, f'{path}: {key!r}')}" for key, value in entries.items()]
+            lines += [f"{_toml_string(key)} = {_toml_value(value, f'{path}: {key!r}')}"
+                      for key, value in entries.items()]
     text = "\n".join(lines) + "\n"
     try:
         with path.open("x", encoding="utf-8") as handle:

@@ -91,9 +91,8 @@ class Engine:
             namespace = {"np": np, **HELPERS, **self.compiled.tables}
             filename = "<migsd engine>"
             if self.cache is not None:
-                name = "engine.py" if not (series or forced or keep is not None) else (
-                    f"engine-{_digest(sorted(series) + ['forced:'] + sorted(forced) + ['keep:'] + sorted(keep or ['*']))}.py"
-                )
+                variant = sorted(series) + ["forced:"] + sorted(forced) + ["keep:"] + (["*"] if keep is None else sorted(keep))
+                name = "engine.py" if not (series or forced or keep is not None) else f"engine-{_digest(variant)}.py"
                 path = self.cache / name
                 if not path.exists():
                     _atomic_write(path, source)

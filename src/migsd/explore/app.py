@@ -120,8 +120,8 @@ class Page:
             )
         start, end = explorer.model.time_settings["initial_time"], explorer.model.time_settings["final_time"]
         self.phase = pn.widgets.IntRangeSlider(
-            label="Moved levers change over (years)", start=int(start), end=int(end), value=tuple(map(int, DEFAULT_PHASE)),
-            step=1, sizing_mode="stretch_width", css_classes=["phase"],
+            label="Moved levers change over (years)", start=int(start), end=int(end),
+            value=tuple(map(int, DEFAULT_PHASE)), step=1, sizing_mode="stretch_width", css_classes=["phase"],
         )
         self.save_name = pn.widgets.TextInput(label="Save as scenario named", placeholder="my_scenario",
                                               css_classes=["save-name"], sizing_mode="stretch_width")
@@ -154,9 +154,9 @@ class Page:
                          title=title, sizing_mode="stretch_width", collapsed=False)
                  for title, widgets in groups.items()]
         how = ("<small>Sliders start at the scenario's values (a value that changes over time: its last). "
-               "A moved lever keeps the scenario's path until the first year of the range above, then goes in a straight line "
-               "to the slider's value by its last year; uncertain parameters hold for the whole run. Type a value in a "
-               "slider's box for precision.</small>")
+               "A moved lever keeps the scenario's path until the first year of the range above, then goes in a "
+               "straight line to the slider's value by its last year; uncertain parameters hold for the whole run. "
+               "Type a value in a slider's box for precision.</small>")
         sidebar = pn.Column(
             self.picker, self.phase, pn.pane.HTML(how, sizing_mode="stretch_width"), *cards,
             pn.layout.Divider(), self.save_name, self.save_button, self.saved,
