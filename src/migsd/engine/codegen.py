@@ -91,7 +91,8 @@ class Engine:
             namespace = {"np": np, **HELPERS, **self.compiled.tables}
             filename = "<migsd engine>"
             if self.cache is not None:
-                variant = sorted(series) + ["forced:"] + sorted(forced) + ["keep:"] + (["*"] if keep is None else sorted(keep))
+                kept = ["*"] if keep is None else sorted(keep)
+                variant = sorted(series) + ["forced:"] + sorted(forced) + ["keep:"] + kept
                 name = "engine.py" if not (series or forced or keep is not None) else f"engine-{_digest(variant)}.py"
                 path = self.cache / name
                 if not path.exists():
