@@ -290,7 +290,7 @@ class Page:
             self.saved.object = ""
             return
         self.error.visible = False
-        shown = repo_relative(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+        shown = repo_relative(path) if path.resolve().is_relative_to(SCENARIOS_DIR.parents[1]) else str(path)
         command = f"migsd run --scenario {name if self.explorer.save_dir == SCENARIOS_DIR else shown}"
         self.saved.object = (f"<p class='saved-file' data-path='{html.escape(str(path))}'>Saved <code>"
                              f"{html.escape(shown)}</code> ({len(changes)} change(s)). Run it with "
