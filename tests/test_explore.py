@@ -181,7 +181,7 @@ def test_the_page_runs_the_model_and_shows_the_yield_year_of_the_scenario(explor
     asyncio.run(page.rerun())
     expected = float(model.run(scenario="iom_south_south", return_columns=["Restrictiveness"])[YIELD_VARIABLE])
     assert f"data-year='{expected:.0f}'" in page.yield_text.object
-    assert "data-stage='band'" in page.status.object
+    assert "data-stage='done'" in page.status.object
     assert not page.error.visible
 
 
@@ -247,7 +247,7 @@ def test_only_the_latest_of_quick_successive_moves_is_run_and_shown(explorer, mo
             page.sliders["tightening time"].value = value
             asyncio.ensure_future(page.rerun())
             await asyncio.sleep(0)
-        while "data-stage='band'" not in page.status.object or "data-update='3'" not in page.status.object:
+        while "data-stage='done'" not in page.status.object or "data-update='3'" not in page.status.object:
             await asyncio.sleep(0.05)
 
     asyncio.run(asyncio.wait_for(three_moves(), timeout=60))
@@ -265,3 +265,12 @@ def test_explore_refuses_bad_options_before_serving(arguments, message):
                               text=True, timeout=300)
     assert finished.returncode == 2 and message in finished.stderr, finished.stderr
     assert "serving" not in finished.stdout
+
+
+def test_without_a_calibrated_ensemble_the_page_finishes_without_a_band(model, tmp_path):
+    page = Page(Explorer.load(model, save_dir=tmp_path, ensemble=False))
+    asyncio.run(page.rerun())
+    assert "data-stage='done'" in page.status.object and "no calibrated ensemble" in page.status.object
+    assert "calibrated ensemble" not in page.yield_text.object
+    for source in page.charts.sources.values():
+        assert all(np.isnan(v).all() for k, v in source.data.items() if k.endswith(("|low", "|high")))

@@ -257,14 +257,17 @@ class Page:
         except Exception as error:  # as above
             self._failed(error)
             return
-        if band is None or not wanted():
+        if not wanted():
             return
+        timing = f"{outcome.count} run(s) in {outcome.seconds:.2f} s"
         with pn.io.unlocked():
+            if band is None:
+                self.status.object = _status_html(ticket, "done", f"{timing}; no calibrated ensemble", changes)
+                return
             self.charts.show_band(band.runs)
             self.yield_text.object = _yield_html(outcome.runs, band.runs, self.explorer.runner.member_count)
             self.status.object = _status_html(
-                ticket, "band", f"{outcome.count} run(s) in {outcome.seconds:.2f} s; ensemble: {band.count} "
-                f"distinct members in {band.seconds:.2f} s", changes)
+                ticket, "done", f"{timing}; ensemble: {band.count} distinct members in {band.seconds:.2f} s", changes)
 
     def _failed(self, error: Exception) -> None:
         log.error("explorer run failed", exc_info=error)

@@ -77,7 +77,7 @@ def browser_page(url: str, chromium: str, *, width: int = 1500, height: int = 11
             local = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
             page.on("request", lambda request: None if request.url.startswith(local) else outside.append(request.url))
             page.goto(url)
-            wait_for_stage(page, 1, "band", timeout_ms=120_000)
+            wait_for_stage(page, 1, "done", timeout_ms=120_000)
             page.outside_requests = outside
             yield page
         finally:
@@ -85,7 +85,7 @@ def browser_page(url: str, chromium: str, *, width: int = 1500, height: int = 11
 
 
 def status(page) -> tuple[int, str]:
-    """The page's update counter and stage ('running', 'lines', 'band')."""
+    """The page's update counter and stage: 'running', 'lines' (explored and status quo drawn), 'done' (band too)."""
     element = page.locator(".run-status")
     return int(element.get_attribute("data-update")), element.get_attribute("data-stage")
 
@@ -116,5 +116,5 @@ def time_move(page, css_key: str, share: float) -> tuple[float, float]:
     released = drag(page, css_key, share)
     wait_for_stage(page, update + 1, "lines")
     lines = time.perf_counter() - released
-    wait_for_stage(page, update + 1, "band")
+    wait_for_stage(page, update + 1, "done")
     return lines, time.perf_counter() - released
