@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import param
 import pytest
 import xarray as xr
 
@@ -274,3 +275,14 @@ def test_without_a_calibrated_ensemble_the_page_finishes_without_a_band(model, t
     assert "calibrated ensemble" not in page.yield_text.object
     for source in page.charts.sources.values():
         assert all(np.isnan(v).all() for k, v in source.data.items() if k.endswith(("|low", "|high")))
+
+
+def test_picking_a_scenario_puts_every_slider_where_that_scenario_starts_and_reruns(explorer, model, controls):
+    page = Page(explorer, "status_quo")
+    page.sliders["tightening time"].value = 7
+    with param.discard_events(page.picker):  # the page's own watcher would run on param's event loop
+        page.picker.value = "iom_south_south"
+    asyncio.run(page._picked(type("Event", (), {"new": "iom_south_south"})()))
+    assert page.values() == start_values(model, controls, resolve_scenario("iom_south_south"))
+    expected = float(model.run(scenario="iom_south_south", return_columns=["Restrictiveness"])[YIELD_VARIABLE])
+    assert f"data-year='{expected:.0f}'" in page.yield_text.object and "Moved: none" in page.status.object
