@@ -221,3 +221,15 @@ def test_every_variable_of_a_batch_output_takes_pint_units(model, tmp_path):
     reopened = migsd.open_results(tmp_path / "batch.nc", quantify=True)
     assert reopened["Foreign Born"].pint.units == migsd.ureg.person
     assert reopened["Foreign Born"].dims == ("run", "time", "destination", "origin")
+
+
+@pytest.mark.parametrize("grid", [[2000.0, 2010.0, 2025.0, 2050.0], [2000.0]])
+def test_a_lookup_of_time_for_every_step_at_once_equals_one_step_at_a_time(grid):
+    from migsd.engine.runtime import _lookup_grid, _lookup_grid_steps
+
+    grid = np.asarray(grid)
+    tables = np.random.default_rng(3).uniform(0.01, 2.0, size=(1, 4, 3, grid.size))
+    times = [1990.0, 2000.0, 2003.125, 2010.0, 2024.875, 2050.0, 2100.0]
+    at_once = _lookup_grid_steps(times, grid, tables)
+    for step, time in enumerate(times):
+        np.testing.assert_array_equal(at_once[step], _lookup_grid(time, grid, tables), err_msg=str(time))

@@ -154,7 +154,11 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         "initial values",
     )
 
-    def node_code(ident: str) -> list[str]:
+    over_time = _lookups_of_time(compiled, step_order, kind, forced)
+
+    def node_code(ident: str, in_loop: bool = False) -> list[str]:
+        if in_loop and ident in over_time:
+            return [f"v_{ident} = T_{ident}[n]"]
         if kind[ident] == "series":
             return [f"v_{ident} = _series_at(time, *P['{ident}'])"]
         if ident in forced:  # held at given values (Vensim's test inputs): elements not given keep their equation
@@ -194,12 +198,15 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
     for ident in (c for c in constants if not nodes[c].internal and (keep is None or c in keep)):
         body.append(f"if o_{ident} is not None:")
         body.append(f"    o_{ident}[:] = v_{ident}")
+    body.append("# lookups of time alone, for every step at once")
+    for ident, (grid, table) in over_time.items():
+        body.append(f"T_{ident} = _lookup_grid_steps(times, {grid}, {table})")
     body.append("k = 0")
     body.append("last = len(times) - 1")
     body.append("for n, time in enumerate(times):")
     loop: list[str] = []
     for ident in step_order:
-        loop.extend(node_code(ident))
+        loop.extend(node_code(ident, in_loop=True))
     loop.append("if save[n]:")
     for ident in (d for d in dynamic_names if not nodes[d].internal and (keep is None or d in keep)):
         loop.append(f"    if o_{ident} is not None:")
@@ -219,6 +226,21 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         "def simulate(P, I, F, times, save, out, consts, rows):\n"
     )
     return header + textwrap.indent("\n".join(body), "    ") + "\n"
+
+
+_LOOKUP_OF_TIME = re.compile(r"^v_(?P<ident>\w+) = _lookup_grid\(time, (?P<grid>LG_\w+), (?P<table>LY_\w+(\[[:, ]*\])?)\)$")
+
+
+def _lookups_of_time(compiled: CompiledModel, step_order: list[str], kind: dict, forced) -> dict[str, tuple]:
+    """Variables that are a lookup table of time and nothing else: identifier -> (grid, table) code."""
+    found = {}
+    for ident in step_order:
+        node = compiled.nodes[ident]
+        match = _LOOKUP_OF_TIME.match(node.code[0]) if len(node.code) == 1 else None
+        if (match and match["ident"] == ident and kind[ident] == "dynamic" and ident not in forced
+                and not node.reads_states and all(kind.get(d) in ("constant", "control", "lookup") for d in node.deps)):
+            found[ident] = (match["grid"], match["table"])
+    return found
 
 
 def _needed_each_step(compiled: CompiledModel, keep: frozenset[str], deps: dict[str, set[str]]) -> set[str]:
