@@ -98,6 +98,17 @@ class Explorer:
         return scenario
 
 
+@dataclass(frozen=True)
+class Request:
+    """What a page asks the runner for."""
+
+    explored: object  # Scenario: the base scenario with the moved controls
+    status_quo: object  # Scenario: the status quo with the same uncertain parameters
+    status_quo_key: tuple  # the uncertain parameters' values: the status quo's cache key
+    fixed: set  # .mdl constants the explored scenario sets on purpose (ensemble members keep them)
+    changes: list  # a line per moved control
+
+
 class Page:
     """One browser session's page."""
 
@@ -186,9 +197,8 @@ class Page:
     def values(self) -> dict[str, float]:
         return {key: slider.value for key, slider in self.sliders.items()}
 
-    def scenarios(self, name: str = EXPLORED, title: str | None = None):
-        """The explored scenario, its status quo (uncertain parameters only), the status quo's cache key, and
-        the constants set on purpose. Raises ExploreError for any value the controls refuse."""
+    def request(self, name: str = EXPLORED, title: str | None = None) -> "Request":
+        """What the page asks for now; ExploreError for any value the controls refuse."""
         explorer = self.explorer
         values = self.values()
         base = explorer.scenario(self.picker.value)
@@ -201,7 +211,7 @@ class Page:
         by_key = {c.key: c for c in explorer.controls}
         starts = start_values(explorer.model, explorer.controls, base)
         fixed = {by_key[k].name for k, v in values.items() if float(v) != starts[k]}
-        return explored, status_quo, tuple(sorted(chosen.items())), fixed, changes
+        return Request(explored, status_quo, tuple(sorted(chosen.items())), fixed, changes)
 
     # ---- callbacks
 
@@ -232,14 +242,16 @@ class Page:
         def wanted() -> bool:  # no newer update was asked for meanwhile
             return ticket == self._update
         try:
-            explored, status_quo, key, fixed, changes = self.scenarios()
+            asked = self.request()
         except MigsdError as error:
             self._show_error(error)
             return
+        changes = asked.changes
         with pn.io.unlocked():
             self.status.object = _status_html(ticket, "running", "running", changes)
         try:
-            outcome = await asyncio.to_thread(self.explorer.runner.compare, explored, status_quo, key, wanted)
+            outcome = await asyncio.to_thread(self.explorer.runner.compare, asked.explored, asked.status_quo,
+                                              asked.status_quo_key, wanted)
         except Exception as error:  # the page stays up and says why; the server log keeps the traceback
             self._failed(error)
             return
@@ -253,7 +265,7 @@ class Page:
             self.status.object = _status_html(ticket, "lines", f"{outcome.count} run(s) in {outcome.seconds:.2f} s",
                                               changes)
         try:
-            band = await asyncio.to_thread(self.explorer.runner.spread, explored, fixed, wanted)
+            band = await asyncio.to_thread(self.explorer.runner.spread, asked.explored, asked.fixed, wanted)
         except Exception as error:  # as above
             self._failed(error)
             return
@@ -282,7 +294,8 @@ class Page:
         try:
             name = check_scenario_name(self.save_name.value)
             title = f"{self.explorer.scenario(self.picker.value).title}, explored ({name})"
-            explored, _, _, _, changes = self.scenarios(name=name, title=title)
+            asked = self.request(name=name, title=title)
+            explored, changes = asked.explored, asked.changes
             path = self.explorer.save_dir / f"{name}.toml"
             write_scenario(path, title=explored.title, description=explored.description,
                            parameters=explored.parameters, initial=explored.initial)
