@@ -56,7 +56,8 @@ def test_every_lever_of_the_mdl_gets_a_control_per_element_with_its_declared_ran
                                                                                 variable.units)
             assert control.source == "models/migsd.mdl"
     assert by_key == {}
-    assert by_key.get("IOM funding") is None and model.variable("IOM funding").limits == (0.0, 3e10)
+    funding = next(c for c in lever_controls(model) if c.key == "IOM funding")
+    assert (funding.low, funding.high, funding.step, funding.units) == (0.0, 3e10, 1e9, "$/Year")
 
 
 def test_a_lever_without_a_declared_range_is_refused_naming_it():
@@ -184,6 +185,9 @@ def test_the_page_runs_the_model_and_shows_the_yield_year_of_the_scenario(explor
     assert f"data-year='{expected:.0f}'" in page.yield_text.object
     assert "data-stage='done'" in page.status.object
     assert not page.error.visible
+    titles = [figure.title.text for figure in page.charts.figures]
+    assert titles[0] == "Restrictiveness[North] (Dmnl)"
+    assert titles[-1] == "irregular arrivals, summed over Origin (Person/Year)"
 
 
 def test_a_failed_run_is_shown_on_the_page_which_keeps_its_charts(explorer, monkeypatch):

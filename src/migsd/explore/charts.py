@@ -18,6 +18,7 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from ..indicators import YIELD_DEFINITION, YIELD_VARIABLE
+from ..names import snake_case
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Chart:
         if self.select:
             name += "[" + ",".join(",".join(elements) for _, elements in self.select) + "]"
         if self.sum_over:
-            subscript = next(s for s in model.variable(self.variable).subscripts if s.lower() == self.sum_over)
+            subscript = next(s for s in model.variable(self.variable).subscripts if snake_case(s) == self.sum_over)
             name += f", summed over {subscript}"
         return f"{name} ({units})" if units else name
 
