@@ -20,8 +20,8 @@ from pathlib import Path
 
 def one(evaluator: str, runs: int) -> dict:
     import migsd
-    from migsd.sensitivity import load_problem, sample
-    from migsd.sweep import evaluate
+    from migsd.analysis.sensitivity import load_problem, sample
+    from migsd.analysis.sweep import evaluate
 
     model = migsd.load_model()
     problem = load_problem("restrictionism", model, samples=runs)

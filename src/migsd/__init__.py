@@ -4,10 +4,10 @@ The equations live in ``models/migsd.mdl``; this package loads and runs it,
 applies scenarios and parameters, and returns xarray Datasets.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from . import testing
-from .check import check_model
+from .checks import check_model
 from .errors import DataError, MigsdError, ModelError, ScenarioError
 from .indicators import add_indicators, yield_year
 from .model import Model, load_model

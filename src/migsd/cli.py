@@ -95,8 +95,9 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .data import CalibrationData, mdl_inputs, mdl_text, replace_definitions
-    from .model import DEFAULT_MODEL, load_model
+    from .calibration.data import CalibrationData, mdl_inputs, mdl_text, replace_definitions
+    from .model import load_model
+    from .paths import DEFAULT_MODEL
 
     path = Path(args.model) if args.model else DEFAULT_MODEL
     model = load_model(path)
@@ -115,7 +116,7 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_sketch(args) -> int:
-    from .model import DEFAULT_MODEL
+    from .paths import DEFAULT_MODEL
     from .sketch import place_missing
 
     path = Path(args.model) if args.model else DEFAULT_MODEL
@@ -133,7 +134,7 @@ def _cmd_sketch(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .check import check_model
+    from .checks import check_model
 
     report = check_model(args.model, behaviour=not args.units_only, checks=args.checks, dt=args.dt)
     print(report.text())
@@ -141,7 +142,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibration_report import calibrate
+    from .calibration.report import calibrate
 
     path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
                      out_of_sample=not args.no_out_of_sample)
@@ -151,8 +152,8 @@ def _cmd_calibrate(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .model import load_model
-    from .sensitivity import load_problem, sample
-    from .sweep import evaluate
+    from .analysis.sensitivity import load_problem, sample
+    from .analysis.sweep import evaluate
 
     model = load_model(args.model)
     problem = load_problem(args.problem, model, samples=args.n)
@@ -169,18 +170,19 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_analyze(args) -> int:
-    from .model import MODELS_DIR, load_model
-    from .sensitivity import load_problem
-    from .sweep import open_store, report
+    from .model import load_model
+    from .paths import REPO_ROOT
+    from .analysis.sensitivity import load_problem
+    from .analysis.sweep import open_store, report
 
     results = open_store(args.store)
-    model = load_model(args.model or MODELS_DIR.parent / results.attrs.get("model_file", "models/migsd.mdl"))
+    model = load_model(args.model or REPO_ROOT / results.attrs.get("model_file", "models/migsd.mdl"))
     problem = load_problem(results.attrs["problem_file"], model, samples=None)
     problem.samples = int(results.sizes["run"])
     folder = Path(args.out or Path(args.store).with_suffix(""))
     for path in report(problem, results, folder):
         print(f"wrote {path}")
-    from .discovery import discover, write
+    from .analysis.discovery import discover, write
     from .indicators import YIELD_VARIABLE
 
     if YIELD_VARIABLE in results:
@@ -222,8 +224,9 @@ def _cmd_conformance(args) -> int:
 
 
 def _cmd_explore(args) -> int:
-    from .explore.app import DEFAULT_PROBLEM, Explorer, serve
-    from .scenarios import SCENARIOS_DIR
+    from .explore.app import Explorer, serve
+    from .paths import DEFAULT_PROBLEM
+    from .paths import SCENARIOS_DIR
 
     if not 1 <= args.port <= 65535:
         raise MigsdError(f"--port {args.port}: a port is a number from 1 to 65535")

@@ -17,10 +17,9 @@ import xarray as xr
 
 from .errors import ModelError
 from .names import canonical, did_you_mean, snake_case
+from .paths import DEFAULT_MODEL
 from .sketch import read_views
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL = MODELS_DIR / "migsd.mdl"
 CONTROL_VARIABLES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 
 
@@ -127,7 +126,7 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
     if calibration == _LATEST:
-        from .calibration import latest
+        from .calibration.fit import latest
 
         calibration = latest() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
     if calibration is not None and not Path(calibration).is_file():
@@ -151,7 +150,7 @@ class Model:
         """The ``best`` row of the calibration file, keyed by .mdl name (empty without one)."""
         if self.calibration is None:
             return {}
-        from .calibration import read_parameters
+        from .calibration.fit import read_parameters
 
         return {name: float(value) for name, value in read_parameters(self.calibration).loc["best"].items()}
 
@@ -565,7 +564,7 @@ class Model:
 
 def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) -> xr.Dataset:
     """A batch of several scenarios' runs, one after another along ``run``, as a ``scenario`` dim."""
-    from .outputs import repo_relative
+    from .paths import repo_relative
 
     names = [s.name if s is not None else "none" for s in scenarios]
     if len(set(names)) != len(names):

@@ -6,14 +6,18 @@ import datetime as _dt
 import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from .errors import MigsdError
-from .model import MODELS_DIR, Model
 from .names import snake_case
+from .paths import repo_relative
 from .units import units_attr
+
+if TYPE_CHECKING:
+    from .model import Model
 
 REFERENCES = (
     "Szabla, C. (2021) Reimagining Global Migration Governance: From Insufficient Ideas to "
@@ -33,20 +37,11 @@ def variable_attrs(variable) -> dict[str, str]:
     }
 
 
-def repo_relative(path: Path) -> str:
-    """``path`` relative to the repository if it lies inside it, else its file name."""
-    root = MODELS_DIR.parent
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return Path(path).name
-
-
 def _versions() -> str:
     import pint
     import pysd
 
-    from . import __version__
+    from ._version import __version__
 
     return (
         f"migsd {__version__}; pysd {pysd.__version__}; xarray {xr.__version__}; numpy {np.__version__}; "

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ScenarioError
-from .model import MODELS_DIR
 from .names import did_you_mean
+from .paths import SCENARIOS_DIR
 
-SCENARIOS_DIR = MODELS_DIR / "scenarios"
 _TOP_LEVEL = {"title", "description", "parameters", "initial"}
 
 

@@ -10,7 +10,7 @@ import pint
 
 from .errors import ModelError
 
-_DEFINITIONS = Path(__file__).with_name("units.txt")
+UNIT_DEFINITIONS = Path(__file__).with_name("units.txt")
 
 
 def _vensim_spelling(text: str) -> str:
@@ -21,7 +21,7 @@ def _vensim_spelling(text: str) -> str:
 ureg = pint.UnitRegistry(
     preprocessors=[_vensim_spelling], autoconvert_offset_to_baseunit=True, force_ndarray_like=True
 )
-ureg.load_definitions(_DEFINITIONS)
+ureg.load_definitions(UNIT_DEFINITIONS)
 ureg.formatter.default_format = "~C"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MigsdError
+from ..paths import SHARED_DIR
 from .batch import simulation_times
 from .codegen import load_engine
 from .compiler import UnsupportedConstruct
@@ -27,7 +28,7 @@ ATOL = 1e-5
 #: ``$MIGSD_CONFORMANCE_DIR``, else the test-models' tests/ folder in ../shared beside the repository.
 DEFAULT_ROOT = Path(
     os.environ.get("MIGSD_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "sdxorg-test-models" / "tests"
+    or SHARED_DIR / "conformance" / "sdxorg-test-models" / "tests"
 )
 
 

@@ -21,8 +21,8 @@ import panel as pn
 
 from ..errors import MigsdError
 from ..indicators import YIELD_DEFINITION, YIELD_VARIABLE
-from ..outputs import repo_relative
-from ..scenarios import SCENARIOS_DIR, list_scenarios, read_scenario, validate, write_scenario
+from ..paths import DEFAULT_PROBLEM, SCENARIOS_DIR, repo_relative
+from ..scenarios import list_scenarios, read_scenario, validate, write_scenario
 from .charts import CHARTS, ChartSet, chart_columns, chart_labels
 from .controls import (
     DEFAULT_PHASE,
@@ -40,7 +40,6 @@ log = logging.getLogger("migsd.explore")
 
 STATUS_QUO = "status_quo"
 EXPLORED = "explored"
-DEFAULT_PROBLEM = Path(__file__).resolve().parents[3] / "models" / "sensitivity" / "restrictionism.toml"
 
 
 @dataclass
@@ -60,9 +59,9 @@ class Explorer:
     def load(cls, model=None, *, problem: str | os.PathLike | None = DEFAULT_PROBLEM,
              save_dir: str | os.PathLike = SCENARIOS_DIR, ensemble: bool = True) -> "Explorer":
         """Load the model (calibrated), its levers, the problem's parameters and the ensemble; run once to warm up."""
-        from ..calibration import ensemble_params
+        from ..calibration.fit import ensemble_params
         from ..model import load_model
-        from ..sensitivity import load_problem
+        from ..analysis.sensitivity import load_problem
 
         model = model or load_model()
         if model.engine is None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import MigsdError
 from ..names import canonical
-from ..outputs import repo_relative
+from ..paths import repo_relative
 from ..parameters import ALL, ParameterSet, Points
 from ..scenarios import Scenario
 

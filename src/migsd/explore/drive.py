@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 from ..errors import MigsdError
+from ..paths import REPO_ROOT
 
 #: Headless Chromium on a machine without a screen, a GPU or outside network.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync")
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 
 
 def find_chromium() -> str | None:

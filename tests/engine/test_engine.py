@@ -8,7 +8,7 @@ import migsd
 from migsd.errors import ModelError, ScenarioError
 from migsd.testing import assert_runs_agree, relative_difference
 
-from .conftest import DATA
+from ..conftest import DATA
 
 SCENARIOS = migsd.list_scenarios()
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from migsd.engine.conformance import DEFAULT_ROOT, check, find_models, read_report
+from migsd.paths import REPO_ROOT
 
-LISTED = read_report((Path(__file__).resolve().parents[1] / "docs" / "conformance.md").read_text(encoding="utf-8"))
+LISTED = read_report((REPO_ROOT / "docs" / "conformance.md").read_text(encoding="utf-8"))
 MODELS = find_models(DEFAULT_ROOT) if DEFAULT_ROOT.is_dir() else []
 
 

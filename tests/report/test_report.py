@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from migsd.report import YEARS, build, numbers, to_html
+from migsd.report.build import YEARS, build, numbers, to_html
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import MigsdError, ScenarioError
-from .names import canonical, did_you_mean
-from .tomlfiles import check_table, read_toml
+from ..errors import MigsdError, ScenarioError
+from ..names import canonical, did_you_mean
+from ..tomlfiles import check_table, read_toml
 
 CHECK_KEYS = ("name", "description", "scenario", "final_time", "set", "force", "expect")
 EXPECT_KEYS = ("variable", "where", "from", "to", "stat", "below", "above")
@@ -223,7 +223,7 @@ def reality_checks(model) -> tuple[list[BehaviourCheck], list[str]]:
     (``x[Elem] = 0``), test inputs of the form ``x[...] = number``, and
     consequences comparing a variable with a number, joined by ``:AND:``.
     """
-    from .engine.compiler import parse_abstract
+    from ..engine.compiler import parse_abstract
 
     section = parse_abstract(model.path).sections[0]
     inputs = {canonical(t.name): t for t in section.test_inputs}

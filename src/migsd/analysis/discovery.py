@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import MigsdError
-from .indicators import YIELD_VARIABLE
+from ..errors import MigsdError
+from ..indicators import YIELD_VARIABLE
 
 
 @dataclass

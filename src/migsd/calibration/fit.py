@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .data import CALIBRATION_DIR, CalibrationData
-from .errors import DataError, ScenarioError
-from .names import canonical, did_you_mean
-from .tomlfiles import check_table, read_toml
+from ..paths import CALIBRATION_DIR, PARAMETERS_DIR
+from .data import CalibrationData
+from ..errors import DataError, ScenarioError
+from ..names import canonical, did_you_mean
+from ..tomlfiles import check_table, read_toml
 
-PARAMETERS_DIR = CALIBRATION_DIR / "parameters"
 TARGET_KEYS = ("name", "variable", "where", "data", "scale", "years", "transform", "weight", "band", "value",
                "sigma")
 PRIOR_KEYS = ("name", "lower", "upper", "why")
@@ -140,7 +140,7 @@ def _check_target(model, target: Target, where: str) -> None:
 
 
 def load_priors(path: Path, model=None) -> list[Prior]:
-    from .parameters import ParameterSet
+    from ..parameters import ParameterSet
 
     document = read_toml(path)
     priors = []

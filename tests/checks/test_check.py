@@ -3,13 +3,13 @@
 import pytest
 
 import migsd
-from migsd.behaviour import all_checks, load_checks, run_check
-from migsd.check import check_model
+from migsd.checks.behaviour import all_checks, load_checks, run_check
+from migsd.checks import check_model
 from migsd.cli import main
 from migsd.errors import ScenarioError
-from migsd.unitcheck import check_units
+from migsd.checks.units import check_units
 
-from .conftest import DATA
+from ..conftest import DATA
 
 UNITS = DATA / "units"
 

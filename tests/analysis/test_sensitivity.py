@@ -10,10 +10,10 @@ import xarray as xr
 
 import migsd
 from migsd.errors import MigsdError, ScenarioError
-from migsd.sensitivity import analyze, load_problem, sample
-from migsd.sweep import evaluate, open_store, yield_probability
+from migsd.analysis.sensitivity import analyze, load_problem, sample
+from migsd.analysis.sweep import evaluate, open_store, yield_probability
 
-from .conftest import DATA
+from ..conftest import DATA
 
 ISHIGAMI = {"S1": [0.3139, 0.4424, 0.0], "ST": [0.5576, 0.4424, 0.2437]}  # a = 7, b = 0.1
 
@@ -137,7 +137,7 @@ def test_yield_probability_counts_completed_runs(model, tmp_path):
 
 
 def test_prim_finds_the_range_that_decides_the_outcome():
-    from migsd.discovery import discover
+    from migsd.analysis.discovery import discover
 
     rng = np.random.default_rng(4)
     runs = 400
@@ -189,7 +189,7 @@ def test_one_multiplier_per_element_and_other_distributions(model, tmp_path):
     assert samples["material weight"].min() >= 1 and samples["material weight"].max() <= 5
     assert float(samples["tightening time"].mean()) == pytest.approx(4, abs=0.1)
     assert float(samples["tightening time"].std()) == pytest.approx(0.5, abs=0.1)
-    from migsd.sensitivity import batch_params
+    from migsd.analysis.sensitivity import batch_params
 
     params = batch_params(model, problem, samples)
     default = model.defaults["culturalist weight"].sel(region="Gulf").item()
@@ -212,7 +212,7 @@ def test_the_calibrated_ensemble_is_a_sample(model, tmp_path):
 
 
 def test_multipliers_scale_the_calibrated_values(model, tmp_path):
-    from migsd.sensitivity import batch_params
+    from migsd.analysis.sensitivity import batch_params
 
     path = tmp_path / "m.toml"
     path.write_text('method = "lhs"\nsamples = 4\nscenarios = ["status_quo"]\noutputs = ["Restrictiveness"]\n'
@@ -252,7 +252,7 @@ def test_resume_refuses_a_store_of_another_problem(model, tmp_path):
     bigger.final_time, bigger.outputs = 2030, problem.outputs
     with pytest.raises(MigsdError, match="holds another sweep"):
         evaluate(bigger, sample(bigger), model=model, store=store, resume=True, progress=False)
-    from migsd.report import sweep_matches
+    from migsd.report.build import sweep_matches
 
     assert sweep_matches(store, problem) and not sweep_matches(store, bigger)
 

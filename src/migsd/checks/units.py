@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pint
 
-from .errors import ModelError
-from .names import canonical, did_you_mean
-from .units import parse_units, strip_range, ureg
+from ..errors import ModelError
+from ..names import canonical, did_you_mean
+from ..units import UNIT_DEFINITIONS, parse_units, strip_range, ureg
 
 _TIME_FUNCTIONS_ARGS = {"step": (1,), "ramp": (1, 2), "pulse": (0, 1), "pulse_train": (0, 1, 2, 3)}
 _DIMENSIONLESS_FUNCTIONS = {"exp", "ln", "log", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh",
@@ -100,7 +100,7 @@ def definition_lines(text: str) -> dict[str, int]:
 
 def check_units(mdl_path: str | Path) -> list[Finding]:
     """Every unit problem of ``mdl_path``: errors first, then warnings, each in .mdl order."""
-    from .engine.compiler import parse_abstract
+    from ..engine.compiler import parse_abstract
 
     path = Path(mdl_path)
     abstract = parse_abstract(path)
@@ -146,7 +146,7 @@ class _Checker:
             return _plain(parse_units(text, element.name))
         except ModelError as error:
             cause = error.__cause__ or error
-            known = re.findall(r"[A-Za-z_$%]+", Path(__file__).with_name("units.txt").read_text(encoding="utf-8"))
+            known = re.findall(r"[A-Za-z_$%]+", UNIT_DEFINITIONS.read_text(encoding="utf-8"))
             hint = did_you_mean(text, [k for k in known if k[0].isupper()] + ["Month", "Week", "Day", "$"])
             self._add("error", element, f"units '{element.units.strip()}' are not defined ({cause}).{hint}")
             return None

@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import ScenarioError
-from .indicators import YIELD_VARIABLE
-from .names import canonical, did_you_mean
-from .tomlfiles import check_table, read_toml
+from ..errors import ScenarioError
+from ..indicators import YIELD_VARIABLE
+from ..names import canonical, did_you_mean
+from ..paths import SENSITIVITY_DIR
+from ..tomlfiles import check_table, read_toml
 
-SENSITIVITY_DIR = Path(__file__).resolve().parents[2] / "models" / "sensitivity"
 METHODS = ("sobol", "morris", "lhs", "ensemble")
 #: The scenario name of runs with the model's own values (``scenarios = []`` in a problem file).
 NO_SCENARIO = "none"
@@ -139,7 +139,7 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
             f"{path}: samples = {size}: a Sobol (Saltelli) sample needs a power of 2 "
             f"(e.g. {2 ** round(math.log2(size))})"
         )
-    from .scenarios import list_scenarios, resolve_scenario
+    from ..scenarios import list_scenarios, resolve_scenario
 
     scenarios = [str(s) for s in document.get("scenarios", ["status_quo"])] or [NO_SCENARIO]
     for name in scenarios:
@@ -172,7 +172,7 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
         description=str(document.get("description", "")).strip(),
     )
     if method == "ensemble":
-        from .calibration import ensemble_params
+        from ..calibration.fit import ensemble_params
 
         problem.ensemble = ensemble_params()
         problem.parameters = [Parameter(name, float(problem.ensemble[name].min()), float(problem.ensemble[name].max()))
@@ -282,7 +282,7 @@ def batch_params(model, problem: Problem, samples: xr.Dataset) -> xr.Dataset:
 
 def _effective_default(model, name: str) -> xr.DataArray:
     """A constant's value before any scenario: the .mdl's, with the model's calibration applied."""
-    from .parameters import ParameterSet, _fill
+    from ..parameters import ParameterSet, _fill
 
     layers = ParameterSet(model)
     if model.calibration is not None:

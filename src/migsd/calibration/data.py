@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DataError
+from ..errors import DataError
+from ..paths import CALIBRATION_DIR
 
-CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
 
 #: Age groups of the .mdl ``Age`` range and the WPP series they come from.
 AGE_SERIES = {"Young": "pop_0_14", "Working": "pop_15_64", "Old": "pop_65plus"}

@@ -27,9 +27,9 @@ from migsd.explore.runner import Runner, _check_finite
 from migsd.indicators import YIELD_VARIABLE
 from migsd.names import canonical
 from migsd.scenarios import read_scenario, resolve_scenario, write_scenario
-from migsd.sensitivity import SENSITIVITY_DIR, load_problem
+from migsd.analysis.sensitivity import SENSITIVITY_DIR, load_problem
 
-from .conftest import DATA
+from ..conftest import DATA
 
 PROBLEM = SENSITIVITY_DIR / "restrictionism.toml"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .indicators import YIELD_VARIABLE
+from ..indicators import YIELD_VARIABLE
 
 OUTPUTS = ["Restrictiveness", "Perceived Labour Shortage", "labour shortage", "migrant bargaining power",
            "Rights Observance", "south south share of flows", "irregular arrivals", "total deaths on routes",
@@ -36,9 +36,9 @@ def _key(model, scenarios) -> str:
 
 def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
     """Every shipped scenario over the calibrated ensemble; reused when nothing it depends on changed."""
-    from .calibration import ensemble_params
-    from .outputs import to_netcdf
-    from .scenarios import list_scenarios, resolve_scenario
+    from ..calibration.fit import ensemble_params
+    from ..outputs import to_netcdf
+    from ..scenarios import list_scenarios, resolve_scenario
 
     scenarios = [resolve_scenario(name) for name in list_scenarios()]
     key = _key(model, scenarios)
@@ -100,7 +100,7 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr
 
 
 def sweep_matches(store: Path, problem) -> bool:
-    from .sweep import open_store, problem_digest
+    from ..analysis.sweep import open_store, problem_digest
 
     try:
         stored = open_store(store, consolidated=False)
@@ -269,10 +269,10 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .discovery import discover
-    from .model import load_model
-    from .sensitivity import load_problem, sample
-    from .sweep import evaluate, report as sweep_report
+    from ..analysis.discovery import discover
+    from ..model import load_model
+    from ..analysis.sensitivity import load_problem, sample
+    from ..analysis.sweep import evaluate, report as sweep_report
 
     folder.mkdir(parents=True, exist_ok=True)
     model = load_model()

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import migsd
-from migsd.calibration import (
+from migsd.calibration.fit import (
     EvaluationLog,
     Prior,
     Problem,
@@ -23,7 +23,7 @@ from migsd.calibration import (
     theil,
     write_parameters,
 )
-from migsd.data import CALIBRATION_DIR, CalibrationData
+from migsd.calibration.data import CALIBRATION_DIR, CalibrationData
 from migsd.errors import DataError, ScenarioError
 
 YEARS = [1990, 1995, 2000, 2005, 2010]
@@ -211,7 +211,7 @@ def test_shipped_settings_load(uncalibrated):
 @pytest.mark.slow
 def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tmp_path):
     from migsd.calibration import read_parameters
-    from migsd.calibration_report import _version, calibrate
+    from migsd.calibration.report import _version, calibrate
 
     (tmp_path / "targets.toml").write_text(
         '[[target]]\nname = "foreign-born by destination"\nvariable = "foreign born population"\n'

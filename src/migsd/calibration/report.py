@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calibration import (
+from .fit import (
     PARAMETERS_DIR,
     EvaluationLog,
     Target,
@@ -33,7 +33,8 @@ from .calibration import (
     now,
     write_parameters,
 )
-from .data import CALIBRATION_DIR, CalibrationData
+from ..paths import CALIBRATION_DIR
+from .data import CalibrationData
 
 #: The last year the out-of-sample calibration sees; 2015 and 2020 are then predictions.
 HOLDOUT_FROM = 2011
@@ -45,7 +46,7 @@ VALIDATION = Target(name="total population 2021-2023 (validation)", variable="po
 def calibrate(settings_path: Path | None = None, *, model=None, directory: Path = PARAMETERS_DIR,
               resume: bool = False, progress: bool = True, out_of_sample: bool = True) -> Path:
     """Run a full calibration; returns the path of the written ``calibrated_vN.csv``."""
-    from .model import load_model
+    from ..model import load_model
 
     model = model or load_model(calibration=None)
     settings_path = Path(settings_path or CALIBRATION_DIR / "calibrate.toml")
@@ -161,7 +162,7 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
 - command: `{command}`
 - settings: `{settings_path.name}` (targets, priors, seed {settings.seed}, {settings.generations} generations,
   population {settings.population} per parameter, {settings.local_evaluations} Nelder-Mead evaluations)
-- payoff (weighted mean squared log error, see src/migsd/calibration.py): **{fitted.payoff:.6g}**
+- payoff (weighted mean squared log error, see src/migsd/calibration/fit.py): **{fitted.payoff:.6g}**
   after {fitted.evaluations} evaluations
 - ensemble: {len(fitted.members)} members resampled from {settings.proposals} proposals,
   effective sample size {fitted.effective_sample_size:.1f}

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from migsd.data import CalibrationData, mdl_inputs, replace_definitions
+from migsd.calibration.data import CalibrationData, mdl_inputs, replace_definitions
 from migsd.errors import DataError
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import migsd
-from migsd.behaviour import all_checks, run_check
+from migsd.checks.behaviour import all_checks, run_check
 
-from .conftest import DATA
+from ..conftest import DATA
 
 MODEL = migsd.load_model()
 CHECKS, NOT_RUN = all_checks(MODEL)

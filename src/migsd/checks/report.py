@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .behaviour import CheckResult, all_checks, run_check
-from .unitcheck import Finding, check_units
+from .units import Finding, check_units
 
 
 @dataclass
@@ -64,7 +64,7 @@ def time_step_changes(model) -> list[TimeStepChange]:
     The scale is the width of a declared range (1 for a ``[0,1]`` index), else the
     stock's largest magnitude (see :func:`migsd.testing.time_step_change`).
     """
-    from .testing import time_step_change
+    from ..testing import time_step_change
 
     stocks = [v.name for v in model.variables.values() if v.is_stock]
     dt = model.time_settings["time_step"]
@@ -85,7 +85,7 @@ def check_model(path: str | Path | None = None, *, behaviour: bool = True, check
     >>> report.ok, len(report.errors)
     (True, 0)
     """
-    from .model import load_model
+    from ..model import load_model
 
     model = load_model(path)
     report = CheckReport(model.path, check_units(model.path))

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import MigsdError
-from .indicators import YIELD_VARIABLE
-from .outputs import repo_relative
+from ..errors import MigsdError
+from ..indicators import YIELD_VARIABLE
+from ..paths import repo_relative
 from .sensitivity import NO_SCENARIO, Problem, batch_params
 
 EVALUATORS = ("inprocess", "processes", "dask")
@@ -51,7 +51,7 @@ _MODELS: dict = {}
 
 def run_chunk(spec: ChunkSpec):
     """Integrate one chunk; returns (scenario index, start, stop, outputs or None, seconds, error or None)."""
-    from .model import load_model
+    from ..model import load_model
 
     began = time.perf_counter()
     key = (spec.model_path, spec.calibration)

@@ -1,0 +1,9 @@
+"""Calibration: the data (aggregated by ``calibration/regions.csv``), targets and priors, the fit, its report.
+
+The public calls are re-exported here, so ``migsd.calibration.ensemble_params()`` reads as before.
+"""
+
+from .fit import ensemble_params, latest, load_settings, read_parameters
+from .report import calibrate
+
+__all__ = ["calibrate", "ensemble_params", "latest", "load_settings", "read_parameters"]
