@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ModelError
+from .mdlsource import abstract_problems, raise_problems, structure_problems
 from .names import canonical, did_you_mean, snake_case
 from .paths import DEFAULT_MODEL
 from .sketch import read_views
@@ -75,21 +76,20 @@ def translate(mdl_path: Path) -> Path:
     import pysd
 
     digest = _sha256(mdl_path)
-    key = hashlib.sha256(f"{digest}:{pysd.__version__}".encode()).hexdigest()[:20]
+    # a translation in the cache is one that passed migsd's checks of the .mdl (mdlsource, loops)
+    key = hashlib.sha256(f"{digest}:{pysd.__version__}:checked-1".encode()).hexdigest()[:20]
     target = cache_dir() / "translations" / key
     py_file = target / "model.py"
     if py_file.exists():
         return py_file
     target.parent.mkdir(parents=True, exist_ok=True)
+    text = Path(mdl_path).read_text(encoding="utf-8", errors="replace")
+    # pysd reads nothing after a definition not closed by '|', silently: check that before it reads
+    raise_problems(mdl_path, structure_problems(text))
     work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=target.parent))
     try:
         shutil.copyfile(mdl_path, work / "model.mdl")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pysd.read_vensim(str(work / "model.mdl"), initialize=False)
-        except Exception as error:  # pysd raises many kinds for a bad .mdl
-            raise ModelError(f"{mdl_path}: pysd cannot translate the model: {error}") from error
+        _build(mdl_path, work / "model.mdl", text)
         try:
             work.rename(target)
         except OSError:
@@ -99,6 +99,52 @@ def translate(mdl_path: Path) -> Path:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return py_file
+
+
+def _build(mdl_path: Path, copy: Path, text: str) -> None:
+    """pysd's translation of ``copy`` (of ``mdl_path``), its abstract model first checked against the text.
+
+    pysd.read_vensim in its steps, so the abstract model it builds from is the one
+    checked: a name it cannot resolve is reported with the .mdl's line, not as
+    pysd's KeyError of a Python identifier.
+    """
+    import pysd
+    from pysd.builders.python.python_model_builder import ModelBuilder
+    from pysd.translators.vensim.vensim_file import VensimFile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vensim_file = VensimFile(str(copy))
+            vensim_file.parse()
+            abstract = vensim_file.get_abstract_model()
+    except Exception as error:  # pysd's parser raises many kinds for a bad .mdl
+        raise ModelError(f"{mdl_path}: pysd cannot read the model: {error}") from error
+    raise_problems(mdl_path, abstract_problems(abstract, text, Path(mdl_path).parent))
+    check_loops(mdl_path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pysd.load(ModelBuilder(abstract).build_model(), initialize=False)
+    except Exception as error:  # pysd raises many kinds for a bad .mdl
+        raise ModelError(f"{mdl_path}: pysd cannot translate the model: {error}") from error
+
+
+def check_loops(mdl_path: Path) -> None:
+    """Raise on simultaneous equations, found by the batched engine, which names them as the .mdl does.
+
+    pysd would only fail at run time (a RecursionError) or at load (its Python
+    names). The engine compiled here is kept in its cache for the model's runs, so
+    this moves work from the first run rather than adding it.
+    """
+    from .engine import UnsupportedConstruct, load_engine
+    from .engine.codegen import generate
+
+    try:
+        engine = load_engine(mdl_path, cache_dir())
+    except UnsupportedConstruct:
+        return  # runs go through pysd, which reports its own loops
+    generate(engine.compiled)
 
 
 def _sha256(path: Path) -> str:
