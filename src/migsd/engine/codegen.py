@@ -25,13 +25,18 @@ from .compiler import CONTROL, ENGINE_VERSION, CompiledModel, Node, compile_mdl
 from .runtime import HELPERS
 
 
-def _toposort(names: list[str], deps: dict[str, set[str]], what: str) -> list[str]:
-    """Order ``names`` so each follows its dependencies; .mdl order breaks ties."""
+def _toposort(names: list[str], deps: dict[str, set[str]], what: str,
+              compiled: CompiledModel | None = None) -> list[str]:
+    """Order ``names`` so each follows its dependencies; .mdl order breaks ties.
+
+    A loop among them (simultaneous equations) raises :class:`ModelError` naming
+    its variables as the .mdl does, with their lines, when ``compiled`` is given.
+    """
     position = {n: i for i, n in enumerate(names)}
     pending = {n: {d for d in deps[n] if d in position and d != n} for n in names}
     for n in names:
         if n in deps[n]:
-            raise ModelError(f"{what}: '{n}' depends on itself")
+            raise _loop_error([n, n], what, compiled)
     ordered, ready = [], sorted((n for n in names if not pending[n]), key=position.get)
     users: dict[str, list[str]] = {n: [] for n in names}
     for n, ds in pending.items():
@@ -49,9 +54,54 @@ def _toposort(names: list[str], deps: dict[str, set[str]], what: str) -> list[st
             if not pending[user]:
                 heapq.heappush(heap, (position[user], user))
     if len(ordered) != len(names):
-        stuck = [n for n in names if n not in ordered]
-        raise ModelError(f"{what}: circular equations among {stuck}")
+        # every variable left waits on another left: following the first of each wait closes a loop
+        stuck = [n for n in names if n not in set(ordered)]
+        trail, seen = [stuck[0]], {stuck[0]: 0}
+        while True:
+            following = min(pending[trail[-1]], key=position.get)
+            if following in seen:
+                raise _loop_error(trail[seen[following]:] + [following], what, compiled)
+            seen[following] = len(trail)
+            trail.append(following)
     return ordered
+
+
+def _loop_error(cycle: list[str], what: str, compiled: CompiledModel | None) -> ModelError:
+    """The loop ``cycle`` (first item repeated at the end) in the .mdl's names, with their lines."""
+    if compiled is None:
+        return ModelError(f"{what}: circular equations among {cycle[:-1]}")
+    from ..mdlsource import Problem, SourceError, definition_lines
+    from ..names import canonical
+
+    def mdl_name(ident: str) -> str | None:
+        if ident in compiled.states:
+            ident = compiled.states[ident].owner
+        node = compiled.nodes.get(ident)
+        if node is None:
+            return ident
+        return None if node.internal else node.name  # a shared part stands between two of its users
+
+    names = [n for n in map(mdl_name, cycle[:-1]) if n is not None]
+    names = [n for i, n in enumerate(names) if i == 0 or n != names[i - 1]] or [cycle[0]]
+    while len(names) > 1 and names[-1] == names[0]:
+        names.pop()
+    try:
+        lines = definition_lines(Path(compiled.source).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        lines = {}
+    line = {n: lines.get(canonical(n), [0])[0] for n in names}
+    remedy = "a loop of equations needs a stock (INTEG) or a delay in it"
+    if what == "initial values":
+        remedy = "a stock's initial value cannot depend on the stock's own value"
+    elif what == "constants":
+        remedy = "constants cannot be defined in terms of each other"
+    if len(names) == 1:
+        message = f"'{names[0]}' is computed from itself (an algebraic loop in the {what}); {remedy}"
+        return SourceError(compiled.source, [Problem(names[0], line[names[0]], message, kind="loop")])
+    chain = f"'{names[0]}' (line {line[names[0]]}) needs " + ", which needs ".join(
+        f"'{n}' (line {line[n]})" for n in names[1:]) + f", which needs '{names[0]}'"
+    message = f"simultaneous equations (an algebraic loop in the {what}): {chain}; {remedy}"
+    return SourceError(compiled.source, [Problem(names[0], line[names[0]], message, kind="loop")])
 
 
 @dataclass
@@ -126,9 +176,9 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
     kind = variable_kinds(compiled, series)
     computed = [i for i in names if kind[i] in ("constant", "dynamic", "series")]
     deps = {i: set(nodes[i].deps) for i in names}
-    constants = _toposort([i for i in computed if kind[i] == "constant"], deps, "constants")
+    constants = _toposort([i for i in computed if kind[i] == "constant"], deps, "constants", compiled)
     dynamic_names = [i for i in computed if kind[i] in ("dynamic", "series")]
-    step_order = _toposort(dynamic_names, deps, "equations")
+    step_order = _toposort(dynamic_names, deps, "equations", compiled)
     if keep is not None:
         needed = _needed_each_step(compiled, keep | forced, deps)
         step_order = [i for i in step_order if i in needed]
@@ -152,6 +202,7 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         sorted(needed, key=lambda n: (nodes[n].order if n in nodes else nodes[states[n].owner].order, position[n])),
         {k: init_deps[k] for k in needed},
         "initial values",
+        compiled,
     )
 
     over_time = _lookups_of_time(compiled, step_order, kind, forced)
