@@ -24,10 +24,15 @@ class CheckReport:
     behaviour: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     time_step: list[TimeStepChange] | None = None
+    #: Mistakes of the .mdl's text (see :mod:`migsd.mdlsource`): undefined names, unclosed definitions,
+    #: elements outside their range, algebraic loops, lookups whose x values do not increase.
+    source: list[Finding] = field(default_factory=list)
+    #: Why the check stopped before units (pysd cannot read the model as written); empty if it did not.
+    stopped: str = ""
 
     @property
     def errors(self) -> list[Finding]:
-        return [f for f in self.units if f.severity == "error"]
+        return self.source + [f for f in self.units if f.severity == "error"]
 
     @property
     def warnings(self) -> list[Finding]:
@@ -42,8 +47,15 @@ class CheckReport:
         return not self.errors and not self.failed
 
     def text(self) -> str:
-        lines = [f"{self.model.name}: units: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
-        lines += [f"  {f}" for f in self.errors]
+        lines = []
+        if self.source:
+            lines.append(f"{self.model.name}: model text: {len(self.source)} error(s)")
+            lines += [f"  {f}" for f in self.source]
+        if self.stopped:
+            return "\n".join(lines + [f"{self.model.name}: {self.stopped}"])
+        unit_errors = [f for f in self.units if f.severity == "error"]
+        lines.append(f"{self.model.name}: units: {len(unit_errors)} error(s), {len(self.warnings)} warning(s)")
+        lines += [f"  {f}" for f in unit_errors]
         if self.warnings:
             lines.append("  warnings:")
             lines += [f"  {f}" for f in self.warnings]
@@ -85,10 +97,35 @@ def check_model(path: str | Path | None = None, *, behaviour: bool = True, check
     >>> report.ok, len(report.errors)
     (True, 0)
     """
-    from ..model import load_model
+    from ..errors import ModelError
+    from ..mdlsource import SourceError, abstract_problems, lookup_problems, parse_abstract, structure_problems
+    from ..model import check_loops, load_model
+    from ..paths import DEFAULT_MODEL
 
-    model = load_model(path)
-    report = CheckReport(model.path, check_units(model.path))
+    mdl_path = Path(path) if path is not None else DEFAULT_MODEL
+    if not mdl_path.is_file():
+        raise ModelError(f"model file not found: {mdl_path}")
+
+    def findings(problems) -> list[Finding]:
+        return [Finding("error", p.variable, p.line, p.message, mdl_path.name) for p in problems]
+
+    text = mdl_path.read_text(encoding="utf-8", errors="replace")
+    stop = "units and behaviour not checked: pysd cannot read the model as written"
+    structure = structure_problems(text)
+    if structure:
+        return CheckReport(mdl_path, [], source=findings(structure), stopped=stop)
+    abstract = parse_abstract(mdl_path)
+    names = abstract_problems(abstract, text, mdl_path.parent)
+    source = findings(names + lookup_problems(text))
+    if names:
+        return CheckReport(mdl_path, [], source=source, stopped=stop)
+    try:
+        model = load_model(mdl_path)
+        check_loops(model.path)  # also where the translation came from the cache
+    except SourceError as error:  # simultaneous equations, found when the engine orders them
+        return CheckReport(mdl_path, [], source=source + findings(error.problems),
+                           stopped="units and behaviour not checked: the equations cannot be ordered")
+    report = CheckReport(model.path, check_units(model.path, abstract), source=source)
     if report.errors:
         return report  # behaviour of a model whose units do not add up is not worth running
     if behaviour:

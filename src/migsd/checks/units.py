@@ -98,12 +98,16 @@ def definition_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def check_units(mdl_path: str | Path) -> list[Finding]:
-    """Every unit problem of ``mdl_path``: errors first, then warnings, each in .mdl order."""
+def check_units(mdl_path: str | Path, abstract=None) -> list[Finding]:
+    """Every unit problem of ``mdl_path``: errors first, then warnings, each in .mdl order.
+
+    ``abstract`` is pysd's abstract model of the file, parsed here if not given.
+    """
     from ..engine.compiler import parse_abstract
 
     path = Path(mdl_path)
-    abstract = parse_abstract(path)
+    if abstract is None:
+        abstract = parse_abstract(path)
     checker = _Checker(abstract.sections[0], definition_lines(path.read_text(encoding="utf-8")), path.name)
     return checker.run()
 
