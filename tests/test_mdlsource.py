@@ -35,6 +35,12 @@ LOAD_ERRORS = {
     "element_in_definition.mdl":
         "element_in_definition.mdl:33: 'Suoth' is not a subscript element or range (in the definition of "
         "'residence time'). Did you mean 'South' or 'North'?",
+    "unbalanced_bracket.mdl":
+        "unbalanced_bracket.mdl:21: pysd cannot read the equation of 'outflow': its parser stops at character 40 of "
+        "'(Amount[Region] / residence time[Region]' (unbalanced brackets, or an operator missing?)",
+    "missing_subscript.mdl":
+        "missing_subscript.mdl:34: 'Amount' is subscripted by [Region]; the equation of 'total loss' refers to it "
+        "with no subscripts",
     "algebraic_loop.mdl":
         "algebraic_loop.mdl:33: simultaneous equations (an algebraic loop in the equations): 'total loss' "
         "(line 33) needs 'recovered loss' (line 39), which needs 'total loss'; a loop of equations needs a stock "

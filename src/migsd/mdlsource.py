@@ -359,6 +359,15 @@ def abstract_problems(abstract, text: str, root: Path = Path(".")) -> list[Probl
                                         + did_you_mean(written, variable_names), offset)
                     continue
                 tokens = list(node.subscripts.subscripts) if node.subscripts is not None else []
+                dims = len(target.components[0].subscripts[0]) if target.components else 0
+                if len(tokens) != dims:  # Vensim refuses it; pysd fails at run time, or broadcasts
+                    written, offset = _as_written(reference, equation)
+                    ranges = [names.range_of(target, i) or "?" for i in range(dims)]
+                    has = f"is subscripted by [{', '.join(ranges)}]" if dims else "has no subscripts"
+                    given = f"[{', '.join(tokens)}]" if tokens else "no subscripts"
+                    add(element, index, f"'{target.name}' {has}; the equation of '{element.name}' refers to it "
+                                        f"with {given}", offset)
+                    continue
                 for position, token in enumerate(tokens):
                     base = token[:-1] if token.endswith("!") else token
                     if base in names.ranges:
@@ -410,6 +419,22 @@ def parse_abstract(path: Path):
         return vensim_file.get_abstract_model()
 
 
+def unreadable(text: str, error: Exception) -> list[Problem]:
+    """The definition pysd's parser stopped in, from its ``ParseError`` (empty if it cannot be told)."""
+    fragment = getattr(error, "text", None)
+    position = getattr(error, "pos", None)
+    if not isinstance(fragment, str) or not isinstance(position, int) or not fragment.strip():
+        return []
+    for entry in entries(text):
+        if fragment.strip() in " ".join(entry.equation.split()):
+            start = max(0, position - 50)
+            shown_text = ("..." if start else "") + fragment[start:position + 30].strip()
+            return [Problem(entry.name, entry.line, f"pysd cannot read the equation of '{entry.name}': its parser "
+                                                    f"stops at character {position + 1} of {shown_text!r} "
+                                                    "(unbalanced brackets, or an operator missing?)")]
+    return []
+
+
 def describe(path: str | os.PathLike, problems: list[Problem]) -> str:
     """The problems, one per line, each as ``file:line: what is wrong``."""
     where = shown(path)
@@ -432,5 +457,5 @@ def raise_problems(path: str | os.PathLike, problems: list[Problem]) -> None:
 
 
 __all__ = ["Entry", "Problem", "abstract_problems", "check_source", "definition_lines", "describe",
-           "entries", "lookup_problems", "parse_abstract", "raise_problems", "shown",
+           "entries", "lookup_problems", "parse_abstract", "raise_problems", "shown", "unreadable",
            "SourceError", "structure_problems"]

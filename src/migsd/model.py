@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ModelError
-from .mdlsource import abstract_problems, raise_problems, structure_problems
+from .mdlsource import abstract_problems, raise_problems, structure_problems, unreadable
 from .names import canonical, did_you_mean, snake_case
 from .paths import DEFAULT_MODEL
 from .sketch import read_views
@@ -69,6 +69,12 @@ def cache_dir() -> Path:
 def translate(mdl_path: Path) -> Path:
     """The pysd translation of ``mdl_path``, made once per file content and pysd version.
 
+    Before pysd builds it, the .mdl's text is checked (:mod:`migsd.mdlsource`:
+    unclosed definitions, undefined names, elements outside their range,
+    equations pysd cannot parse) and the engine orders its equations (algebraic
+    loops); each mistake raises a :class:`~migsd.mdlsource.SourceError` naming the
+    variable as written, the file and the line.
+
     The translation lives in the cache, never beside the .mdl. It is built in a
     temporary folder and moved into place, so concurrent processes never see half
     a translation.
@@ -76,8 +82,9 @@ def translate(mdl_path: Path) -> Path:
     import pysd
 
     digest = _sha256(mdl_path)
-    # a translation in the cache is one that passed migsd's checks of the .mdl (mdlsource, loops)
-    key = hashlib.sha256(f"{digest}:{pysd.__version__}:checked-1".encode()).hexdigest()[:20]
+    # a translation in the cache is one that passed the checks of the .mdl as they are now (mdlsource)
+    checks = _sha256(Path(__file__).with_name("mdlsource.py"))[:16]
+    key = hashlib.sha256(f"{digest}:{pysd.__version__}:{checks}".encode()).hexdigest()[:20]
     target = cache_dir() / "translations" / key
     py_file = target / "model.py"
     if py_file.exists():
@@ -119,6 +126,7 @@ def _build(mdl_path: Path, copy: Path, text: str) -> None:
             vensim_file.parse()
             abstract = vensim_file.get_abstract_model()
     except Exception as error:  # pysd's parser raises many kinds for a bad .mdl
+        raise_problems(mdl_path, unreadable(text, error))
         raise ModelError(f"{mdl_path}: pysd cannot read the model: {error}") from error
     raise_problems(mdl_path, abstract_problems(abstract, text, Path(mdl_path).parent))
     check_loops(mdl_path)

@@ -98,7 +98,8 @@ def check_model(path: str | Path | None = None, *, behaviour: bool = True, check
     (True, 0)
     """
     from ..errors import ModelError
-    from ..mdlsource import SourceError, abstract_problems, lookup_problems, parse_abstract, structure_problems
+    from ..mdlsource import (SourceError, abstract_problems, lookup_problems, parse_abstract, structure_problems,
+                             unreadable)
     from ..model import check_loops, load_model
     from ..paths import DEFAULT_MODEL
 
@@ -114,7 +115,13 @@ def check_model(path: str | Path | None = None, *, behaviour: bool = True, check
     structure = structure_problems(text)
     if structure:
         return CheckReport(mdl_path, [], source=findings(structure), stopped=stop)
-    abstract = parse_abstract(mdl_path)
+    try:
+        abstract = parse_abstract(mdl_path)
+    except Exception as error:  # pysd's parser raises many kinds for a bad .mdl
+        problems = unreadable(text, error)
+        if not problems:
+            raise ModelError(f"{mdl_path}: pysd cannot read the model: {error}") from error
+        return CheckReport(mdl_path, [], source=findings(problems), stopped=stop)
     names = abstract_problems(abstract, text, mdl_path.parent)
     source = findings(names + lookup_problems(text))
     if names:
