@@ -229,3 +229,13 @@ def test_no_sdxorg_test_model_has_a_text_problem_but_its_one_unsorted_lookup():
         if kinds:
             found[path.name] = ",".join(sorted(kinds))
     assert found == {"test_subscripted_lookups.mdl": "lookup"}
+
+
+def test_a_construct_the_engine_refuses_is_named_with_its_file_and_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGSD_CACHE_DIR", str(tmp_path / "cache"))
+    model = migsd.load_model(DATA / "models" / "active_initial.mdl")
+    with pytest.warns(RuntimeWarning) as caught:
+        model.run(final_time=1)
+    assert str(caught[0].message).startswith(
+        "active_initial.mdl:9: 'inflow' uses the function ACTIVE_INITIAL, which the batched engine does not support; "
+        "running it with pysd instead")

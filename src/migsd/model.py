@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ModelError
-from .mdlsource import abstract_problems, raise_problems, structure_problems, unreadable
+from .mdlsource import abstract_problems, definition_lines, raise_problems, structure_problems, unreadable
 from .names import canonical, did_you_mean, snake_case
 from .paths import DEFAULT_MODEL
 from .sketch import read_views
@@ -298,9 +298,13 @@ class Model:
             return load_engine(self.path, cache_dir())
         except UnsupportedConstruct as refusal:
             self.engine_refusal = str(refusal)
+            lines = definition_lines(self.path.read_text(encoding="utf-8", errors="replace"))
+            line = lines.get(canonical(refusal.variable), [0])[0]
+            self._refusal_at = f"{self.path.name}:{line}" if line else self.path.name
             return None
 
     engine_refusal: str = field(default="", init=False, repr=False)
+    _refusal_at: str = field(default="", init=False, repr=False)  # file:line of the refused variable
 
     def _engine_for(self, engine: str):
         if engine not in ("auto", "batched", "pysd"):
@@ -310,9 +314,9 @@ class Model:
         compiled = self.engine
         if compiled is None:
             if engine == "batched":
-                raise ModelError(f"{self.path.name}: {self.engine_refusal}")
+                raise ModelError(f"{self._refusal_at}: {self.engine_refusal}")
             warnings.warn(
-                f"{self.path.name}: {self.engine_refusal}; running it with pysd instead (slower, same equations)",
+                f"{self._refusal_at}: {self.engine_refusal}; running it with pysd instead (slower, same equations)",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -491,7 +495,7 @@ class Model:
             raise ModelError("run_batch: the list of scenarios is empty")
         compiled = self.engine
         if compiled is None:
-            raise ModelError(f"{self.path.name}: {self.engine_refusal}; run_batch needs the batched engine")
+            raise ModelError(f"{self._refusal_at}: {self.engine_refusal}; run_batch needs the batched engine")
         prepared, parts = [], []
         for one in scenarios:
             resolved, layers, settings = self._prepare(one, None, initial, time_step, final_time, saveper)
