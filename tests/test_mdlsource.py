@@ -145,12 +145,14 @@ def test_removing_any_bar_is_reported_at_the_definition_it_leaves_open():
     assert structure_problems(text) == []
     bars = [i for i, char in enumerate(equations) if char == "|"]
     assert len(bars) == len(blocks)
-    for bar, block in zip(bars, blocks):
+    for bar, block, following in zip(bars, blocks, [*blocks[1:], None]):
         broken = text[:bar] + text[bar + 1:]
         (problem,) = structure_problems(broken)
         assert problem.line == block.line, (block.name, problem)
         assert problem.variable == block.name
         assert "is not closed by '|'" in problem.message
+        if following is not None:  # and it names where the next one begins
+            assert problem.message.endswith(f"at line {following.line}; end it with '|' before line {following.line}")
 
 
 def test_definition_lines_follow_the_text():

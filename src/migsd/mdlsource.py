@@ -8,9 +8,14 @@ before pysd builds Python from it:
 
 - every definition is closed by ``|`` (else it names the line where the
   definition started and the line where it ran on into the next);
+- pysd's parser reads every equation (else it names the one it stopped in);
 - every name an equation uses is defined (else close matches are offered);
-- every subscript element in a definition or a reference belongs to a range;
+- every subscript element in a definition or a reference belongs to a range,
+  and a reference gives as many subscripts as the variable has;
 - the x values of every lookup increase (pysd sorts the points silently).
+
+Simultaneous equations are found where the engine orders the equations
+(:mod:`migsd.engine.codegen`), which reports them as :class:`Problem` too.
 
 Problems are :class:`Problem` records; :func:`check_source` lists them all and
 :func:`raise_problems` turns them into one :class:`SourceError` (a
@@ -43,7 +48,8 @@ class Problem:
     variable: str
     line: int
     message: str
-    #: 'structure' (pysd cannot read the model as meant) or 'lookup' (it reads it, differently than written)
+    #: 'structure' (pysd cannot read the model as meant), 'loop' (simultaneous equations, found by the
+    #: engine) or 'lookup' (pysd reads it, but not as written)
     kind: str = "structure"
 
 
@@ -69,11 +75,9 @@ class Entry:
 
 def shown(path: str | os.PathLike) -> str:
     """``path`` as a message shows it: relative to the working folder where it lies below it."""
-    path = Path(path)
     try:
-        return Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix() if path.resolve().is_relative_to(
-            Path.cwd()) else str(path)
-    except (OSError, ValueError):
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (OSError, ValueError):  # outside the working folder (or the folder is gone)
         return str(path)
 
 
@@ -122,7 +126,7 @@ def entries(text: str) -> list[Entry]:
         elif start is not None:
             current.append(char)
         position += 1
-    if start is not None and "".join(current).strip() or fields:
+    if (start is not None and "".join(current).strip()) or fields:
         fields.append("".join(current))
         last = start + "".join(fields).rstrip().count("\n") if start is not None else line
         found.append(_entry(fields, field_lines, start or line, last, closed=False))
@@ -149,20 +153,24 @@ def definition_lines(text: str) -> dict[str, list[int]]:
 
 
 def _ran_on(entry: Entry) -> tuple[str, int]:
-    """The definition an unclosed one ran on into: its name and line, found in the third field."""
-    field = entry.fields[2] if len(entry.fields) > 2 else entry.fields[-1]
-    first = entry.field_lines[2] if len(entry.field_lines) > 2 else entry.field_lines[-1]
+    """What an unclosed block ran on into ("'name'" or "the group 'name'") and its line.
+
+    The next block starts inside the comment of this one: the third field of a
+    definition, the second of a group header; Vensim indents comments, so the
+    first line there that starts in the first column is where it begins.
+    """
+    index = 1 if entry.is_group else 2
+    field, first = entry.fields[index], entry.field_lines[index]
     lines = field.split("\n")
-    candidates = [(i, text) for i, text in enumerate(lines) if text.strip() and not text[:1].isspace()]
-    candidates += [(i, text) for i, text in enumerate(lines) if _NAME.match(text) and _NAME.match(text).group(4)]
+    candidates = [(i, text) for i, text in enumerate(lines) if i and text.strip() and not text[:1].isspace()]
+    candidates += [(i, text) for i, text in enumerate(lines) if i and _NAME.match(text) and _NAME.match(text).group(4)]
     for offset, text in candidates:
-        if offset == 0 and not text.lstrip().startswith("*"):
-            continue  # the comment itself, on the line of its '~'
+        if text.lstrip().startswith("*"):
+            title = next((t.strip() for t in lines[offset + 1:] if t.strip() and not t.strip().startswith("*")), "")
+            return f"the group '{title}'", first + offset
         match = _NAME.match(text)
-        name = text.strip().strip("*").strip() if text.lstrip().startswith("*") else (
-            match.group(1).strip() if match else text.strip())
-        return " ".join(name.split()), first + offset
-    return "", entry.field_lines[-1]
+        return "'" + " ".join((match.group(1) if match else text).split()) + "'", first + offset
+    return "the next definition", entry.field_lines[-1]
 
 
 def structure_problems(text: str) -> list[Problem]:
@@ -177,8 +185,7 @@ def structure_problems(text: str) -> list[Problem]:
                                     "where the sketch or the file begins); end it with '|'"))
         elif len(entry.fields) > fields_expected or (len(entry.fields) > 2 and any(
                 line.lstrip().startswith("***") for field in entry.fields[1:] for line in field.split("\n"))):
-            name, line = _ran_on(entry)
-            into = f"'{name}'" if name else "the next definition"
+            into, line = _ran_on(entry)
             problems.append(Problem(entry.name, entry.line,
                                     f"{what} is not closed by '|': it runs on into {into} at line {line}; "
                                     f"end it with '|' before line {line}"))
