@@ -432,14 +432,17 @@ def unreadable(text: str, error: Exception) -> list[Problem]:
     position = getattr(error, "pos", None)
     if not isinstance(fragment, str) or not isinstance(position, int) or not fragment.strip():
         return []
-    for entry in entries(text):
-        if fragment.strip() in " ".join(entry.equation.split()):
-            start = max(0, position - 50)
-            shown_text = ("..." if start else "") + fragment[start:position + 30].strip()
-            return [Problem(entry.name, entry.line, f"pysd cannot read the equation of '{entry.name}': its parser "
-                                                    f"stops at character {position + 1} of {shown_text!r} "
-                                                    "(unbalanced brackets, or an operator missing?)")]
-    return []
+    blocks = [(entry, " ".join(entry.equation.split())) for entry in entries(text) if not entry.is_group]
+    wanted = fragment.strip()
+    # pysd parses a definition whole, then its right-hand side: the fragment ends the equation it came from
+    found = [e for e, cleaned in blocks if cleaned.endswith(wanted)] or [e for e, cleaned in blocks if wanted in cleaned]
+    if not found:
+        return []
+    start = max(0, position - 50)
+    excerpt = ("..." if start else "") + fragment[start:position + 30].strip()
+    return [Problem(found[0].name, found[0].line, f"pysd cannot read the equation of '{found[0].name}': its parser "
+                                                  f"stops at character {position + 1} of {excerpt!r} "
+                                                  "(unbalanced brackets, or an operator missing?)")]
 
 
 def describe(path: str | os.PathLike, problems: list[Problem]) -> str:
