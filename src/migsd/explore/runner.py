@@ -72,7 +72,8 @@ class Runner:
             if cached is None:
                 both = self.model.run_batch(None, scenario=[explored, status_quo], return_columns=self.columns)
                 _check_finite(both, explored.name)  # before a failed status quo could be kept
-                both = both.isel(run=0, drop=True).drop_vars(["scenario_title", "failed", "failure"])
+                both = both.isel(run=0, drop=True).drop_vars(["scenario_title", "failed", "failure"],
+                                                             errors="ignore")
                 cached = both.sel(scenario=[status_quo.name])
                 if len(self._status_quo) > 64:
                     self._status_quo.clear()
@@ -81,7 +82,7 @@ class Runner:
             else:
                 own = self.model.run_batch(None, scenario=explored, return_columns=self.columns)
                 _check_finite(own, explored.name)
-                own = own.isel(run=0, drop=True).drop_vars(["failed", "failure"])
+                own = own.isel(run=0, drop=True).drop_vars(["failed", "failure"], errors="ignore")
                 both = xr.concat([own.expand_dims(scenario=[explored.name]), cached], dim="scenario",
                                  coords="minimal", compat="override", combine_attrs="override")
                 count = 1
