@@ -71,7 +71,9 @@ def test_run_batch_marks_the_broken_runs_failed_and_keeps_the_others(breakdown):
     assert ds["failure"].values[0] == _message(4, "'breaking time[North]' = 4 (run_batch params, run 0)")
     assert ds["failure"].values[2] == _message(6, "'breaking time[North]' = 5.5 (run_batch params, run 2)")
     assert ds["failure"].values[1] == ""
-    assert np.isnan(ds["Stock"].isel(run=[0, 2])).all()  # nothing of a failed run is to be read as a result
+    # nothing of a failed run is to be read as a result, not even what is computed once per run
+    assert np.isnan(ds["Stock"].isel(run=[0, 2])).all() and np.isnan(ds["doubled share"].isel(run=[0, 2])).all()
+    assert float(ds["doubled share"].isel(run=1, time=0)) == 1.0 and (ds["share kept"] == 0.5).all()
     alone = breakdown.run(params={"breaking time[North]": 11.0})
     np.testing.assert_array_equal(ds["Stock"].isel(run=3).values, alone["Stock"].values)
     kept = breakdown.run_batch(params, allow_nonfinite=True)

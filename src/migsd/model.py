@@ -492,7 +492,7 @@ class Model:
         resolved, layers = prepared[0]
         times, over_time, once, broken = self._run_engine(
             compiled, layers, (values, initial_values, total), settings, columns, constant_columns,
-            progress=progress, chunk_size=chunk_size, workers=workers,
+            progress=progress, chunk_size=chunk_size, workers=workers, blank_failed=not allow_nonfinite,
         )
         run_coord = params["run"].values if params is not None and "run" in params.coords else np.arange(runs)
         failure = np.full(total, "", dtype=object)
@@ -500,9 +500,6 @@ class Model:
             part, run = divmod(row, runs)
             failure[row] = self._failure(breakdown, prepared[part][1], settings,
                                          _batch_inputs_of(params, run, run_coord))
-            if not allow_nonfinite:
-                for array in over_time.values():
-                    array[row] = np.nan
         dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=total)
         if not several:
             return _mark_failed(dataset.assign_coords(run=run_coord), failure)
@@ -510,7 +507,7 @@ class Model:
         return _mark_failed(combined, failure.reshape(len(scenarios), runs))
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
-                    workers=1, forced=None):
+                    workers=1, forced=None, blank_failed=False):
         from .engine.batch import base_inputs, integrate, kinds_for
 
         if inputs is None:
@@ -532,6 +529,9 @@ class Model:
 
             found = locate(compiled, self, values, initial_values, forced or {}, failing, settings)
             broken = {int(row): found.get(int(row)) for row in failing}
+            if blank_failed:  # nothing of a failed run is to be read as a result; its inputs stay
+                for variable in columns:
+                    results[variable.py_name][failing] = np.nan
         kinds = kinds_for(compiled, values)
         over_time, once = {}, {}
         for variable in columns:
