@@ -47,6 +47,10 @@ BAD_FILES = {
     "not_a_number": r"'IOM funding': nan is not a finite number",
     "unknown_table": r"unknown key\(s\) \['paramters'\] at top level.*Did you mean 'parameters'",
     "element_table_on_scalar": r"'IOM funding': a table of elements fits a subscripted variable",
+    "out_of_range": r"out_of_range.toml: 'border enforcement\[North\]' = 1.5 is outside its range \[0, 1\] "
+    r"\(Dmnl, declared in models/migsd.mdl\); not run$",
+    "initial_out_of_range": r"initial_out_of_range.toml: \[initial\]: 'Restrictiveness\[North\]' = -0.5 is outside "
+    r"its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\); not run$",
 }
 
 

@@ -22,6 +22,8 @@ def _parse_set(text: str):
 
 
 def _cmd_run(args) -> int:
+    import numpy as np
+
     from .indicators import YIELD_VARIABLE
     from .model import load_model
     from .outputs import to_netcdf
@@ -31,7 +33,7 @@ def _cmd_run(args) -> int:
         raise MigsdError(f"{args.out} exists; add --overwrite to replace it")
     model = load_model(args.model)
     params = dict(_parse_set(item) for item in args.set or [])
-    options = {"params": params, "engine": args.engine}
+    options = {"params": params, "engine": args.engine, "allow_nonfinite": args.keep_nonfinite}
     for key in ("final_time", "time_step"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
@@ -54,6 +56,12 @@ def _cmd_run(args) -> int:
 
         headline_figure(dataset, args.plot)
         print(f"wrote {args.plot}")
+    broken = [name for name, values in dataset.data_vars.items()
+              if name != YIELD_VARIABLE and values.dtype.kind == "f" and not bool(np.isfinite(values).all())]
+    if broken:  # kept on request (--keep-nonfinite), never a success
+        print(f"migsd: error: the run turned non-finite in {len(broken)} variable(s) (kept for diagnosis, "
+              f"--keep-nonfinite)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -259,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--engine", choices=("auto", "batched", "pysd"), default="auto",
                      help="integrate with the batched engine (auto: where it compiles the .mdl) or with pysd")
+    run.add_argument("--keep-nonfinite", action="store_true",
+                     help="keep (and write) a run whose values turn NaN or infinite, to see how it broke; "
+                          "it still exits 1")
     run.set_defaults(func=_cmd_run)
 
     scenarios = commands.add_parser("scenarios", help="list the shipped scenarios with their titles")

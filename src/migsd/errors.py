@@ -15,3 +15,15 @@ class ScenarioError(MigsdError, ValueError):
 
 class DataError(MigsdError, ValueError):
     """Calibration data are missing or inconsistent."""
+
+
+class RangeError(ScenarioError):
+    """A value lies outside the range the .mdl declares for its variable (``[min,max]`` in the units field)."""
+
+
+class SimulationError(MigsdError, ArithmeticError):
+    """A run produced values that are not finite numbers (NaN or infinite)."""
+
+
+class SizeError(MigsdError, ValueError):
+    """A run or batch would need more memory for its arrays than migsd allows itself."""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import ModelError
+from .errors import ModelError, SimulationError
 from .mdlsource import abstract_problems, definition_lines, raise_problems, structure_problems, unreadable
 from .names import canonical, did_you_mean, snake_case
 from .paths import DEFAULT_MODEL
@@ -365,6 +365,7 @@ class Model:
         progress: bool = False,
         engine: str = "auto",
         force=None,
+        allow_nonfinite: bool = False,
     ) -> xr.Dataset:
         """Run the model once and return an ``xarray.Dataset``.
 
@@ -394,6 +395,10 @@ class Model:
             Variables held at a number for the whole run, whatever their equations
             say (Vensim's test inputs), keyed by .mdl name, optionally one element
             (``{"Restrictiveness[North]": 1}``); needs the batched engine.
+        allow_nonfinite : bool
+            Return a run whose values turned NaN or infinite (with a RuntimeWarning
+            saying where), to look at how it broke. By default such a run raises
+            :class:`~migsd.errors.SimulationError`.
 
         Returns
         -------
@@ -410,7 +415,7 @@ class Model:
         >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
         0.5
         """
-        from .engine.batch import forced_inputs
+        from .engine.batch import check_size, forced_inputs
 
         resolved, layers, settings = self._prepare(scenario, params, initial, time_step, final_time, saveper)
         held_constants, forced = forced_inputs(self, force)
@@ -420,15 +425,40 @@ class Model:
         if compiled is None:
             if forced:
                 raise ModelError("force= holds variables computed by equations; that needs the batched engine")
+            check_size(settings, 1, saved_cells=sum(self._cells(v) for v in columns),
+                       once_cells=sum(self._cells(v) for v in constant_columns))
             times, over_time, once = self._run_pysd(layers, settings, columns, constant_columns, progress)
+            broken = _first_saved_non_finite(self, times, over_time, once)
+            broken = {} if broken is False else {0: broken}
         else:
-            times, over_time, once = self._run_engine(
+            times, over_time, once, broken = self._run_engine(
                 compiled, layers, None, settings, columns, constant_columns, progress=progress, chunk_size=1,
                 forced=forced,
             )
             over_time = {v: a[0] for v, a in over_time.items()}
             once = {v: a[0] for v, a in once.items()}
+        if broken:
+            message = self._failure(broken[0], layers, settings)
+            if not allow_nonfinite:
+                raise SimulationError(message)
+            warnings.warn(f"{message} (kept: allow_nonfinite=True)", RuntimeWarning, stacklevel=2)
         return self._finish(times, over_time, once, settings, resolved, layers, compiled)
+
+    def _cells(self, variable: Variable) -> int:
+        return int(np.prod([len(self.subscripts[s]) for s in variable.subscripts]))
+
+    def _failure(self, breakdown, layers, settings, extra=()) -> str:
+        """Why a run failed: where it turned non-finite, and the inputs that differ from the .mdl's."""
+        from .paths import repo_relative
+
+        head = breakdown.describe() if breakdown is not None else "its values turned non-finite (NaN or infinite)"
+        calibration = str(self.calibration) if self.calibration is not None else None
+        differs = layers.differences(skip={calibration} if calibration else ()) + list(extra)
+        names = {"time_step": "TIME STEP", "final_time": "FINAL TIME", "saveper": "SAVEPER"}
+        differs += [f"{names[k]} = {settings[k]:g}" for k in names if settings[k] != self.time_settings[k]]
+        inputs = "; ".join(differs) if differs else "none"
+        on = f" (on calibration {repo_relative(self.calibration)})" if calibration else ""
+        return f"{self.path.name}: the run failed: {head}. Inputs that differ from the .mdl's{on}: {inputs}"
 
     def run_batch(
         self,
@@ -443,6 +473,7 @@ class Model:
         chunk_size: int | None = None,
         workers: int = 1,
         progress: bool = False,
+        allow_nonfinite: bool = False,
     ) -> xr.Dataset:
         """Run many parameter sets together on the batched engine.
 
@@ -472,11 +503,18 @@ class Model:
             thousand runs.
         progress : bool
             Show a progress bar over runs.
+        allow_nonfinite : bool
+            Keep the values of runs that turned NaN or infinite, to look at how they
+            broke; by default they are NaN throughout. Either way such runs are
+            marked failed (below), and nothing is raised for the batch.
 
         Returns
         -------
         xarray.Dataset
-            As :meth:`run`, with a leading ``run`` dim on every variable.
+            As :meth:`run`, with a leading ``run`` dim on every variable, and
+            coordinates ``failed`` (per run: its values turned non-finite) and
+            ``failure`` (why: the first variable, element and time to break, and the
+            inputs that differ from the .mdl's; empty for runs that did not fail).
 
         Examples
         --------
@@ -510,18 +548,24 @@ class Model:
         time_varying = {by_ident[k] for k, v in values.items() if isinstance(v, tuple)}
         columns, constant_columns = self._select(return_columns, time_varying)
         resolved, layers = prepared[0]
-        times, over_time, once = self._run_engine(
+        times, over_time, once, broken = self._run_engine(
             compiled, layers, (values, initial_values, total), settings, columns, constant_columns,
-            progress=progress, chunk_size=chunk_size, workers=workers,
+            progress=progress, chunk_size=chunk_size, workers=workers, blank_failed=not allow_nonfinite,
         )
-        dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=total)
         run_coord = params["run"].values if params is not None and "run" in params.coords else np.arange(runs)
+        failure = np.full(total, "", dtype=object)
+        for row, breakdown in broken.items():
+            part, run = divmod(row, runs)
+            failure[row] = self._failure(breakdown, prepared[part][1], settings,
+                                         _batch_inputs_of(params, run, run_coord))
+        dataset = self._finish(times, over_time, once, settings, resolved, layers, compiled, runs=total)
         if not several:
-            return dataset.assign_coords(run=run_coord)
-        return _by_scenario(dataset, [r for r, _ in prepared], [layer for _, layer in prepared], run_coord)
+            return _mark_failed(dataset.assign_coords(run=run_coord), failure)
+        combined = _by_scenario(dataset, [r for r, _ in prepared], [layer for _, layer in prepared], run_coord)
+        return _mark_failed(combined, failure.reshape(len(scenarios), runs))
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
-                    workers=1, forced=None):
+                    workers=1, forced=None, blank_failed=False):
         from .engine.batch import base_inputs, integrate, kinds_for
 
         if inputs is None:
@@ -532,10 +576,20 @@ class Model:
         wanted = {}
         for variable in [*columns, *constant_columns]:
             wanted[variable.py_name] = tuple(len(self.subscripts[s]) for s in variable.subscripts)
-        times, results = integrate(
+        times, results, finite = integrate(
             compiled, values, initial_values, runs, settings, wanted, chunk_size=chunk_size, progress=progress,
-            workers=workers, forced=forced,
+            workers=workers, forced=forced, what="the run" if inputs is None else f"the batch of {runs:,} runs",
         )
+        failing = np.flatnonzero(~finite)
+        broken = {}
+        if failing.size:
+            from .engine.nonfinite import locate
+
+            found = locate(compiled, self, values, initial_values, forced or {}, failing, settings)
+            broken = {int(row): found.get(int(row)) for row in failing}
+            if blank_failed:  # nothing of a failed run is to be read as a result; its inputs stay
+                for variable in columns:
+                    results[variable.py_name][failing] = np.nan
         kinds = kinds_for(compiled, values)
         over_time, once = {}, {}
         for variable in columns:
@@ -545,13 +599,14 @@ class Model:
             over_time[variable] = array
         for variable in constant_columns:
             once[variable] = results[variable.py_name]
-        return times, over_time, once
+        return times, over_time, once, broken
 
     def _run_pysd(self, layers, settings, columns, constant_columns, progress):
         pysd_model = self._pysd_model()
         pysd_params = layers.to_pysd(settings)
         try:
-            with xr.set_options(arithmetic_join="exact"), warnings.catch_warnings():
+            # NaN or infinite values are found after the run and reported with where they began
+            with xr.set_options(arithmetic_join="exact"), warnings.catch_warnings(), np.errstate(all="ignore"):
                 # pysd's own use of deprecated pandas/xarray calls; its modelling warnings stay visible
                 for category in (DeprecationWarning, FutureWarning):
                     warnings.filterwarnings("ignore", category=category, module=r"pysd(\.|$)")
@@ -643,6 +698,55 @@ def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) 
         "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in layer.sources) for layer in layers)
     combined.attrs = attrs
     return combined
+
+
+def _mark_failed(dataset: xr.Dataset, failure: np.ndarray) -> xr.Dataset:
+    """``failed`` and ``failure`` coordinates over the runs (and scenarios) of a batch."""
+    dims = ("run",) if failure.ndim == 1 else ("scenario", "run")
+    return dataset.assign_coords(
+        failed=(dims, failure != "", {"long_name": "run failed: its values turned non-finite (NaN or infinite)"}),
+        failure=(dims, failure.astype(str), {"long_name": "why the run failed (empty: it did not)"}),
+    )
+
+
+def _batch_inputs_of(params: xr.Dataset | None, run: int, run_coord) -> list[str]:
+    """One run's values of a run_batch params Dataset, for a failure message."""
+    if params is None:
+        return []
+    lines = []
+    for name, array in params.data_vars.items():
+        values = array.isel(run=run) if "run" in array.dims else array
+        numbers = np.unique(np.asarray(values.values, dtype=float))
+        shown = f"{numbers[0]:g}" if numbers.size == 1 else "[" + ", ".join(
+            f"{v:g}" for v in np.asarray(values.values, dtype=float).ravel()) + "]"
+        lines.append(f"'{name}' = {shown} (run_batch params, run {run_coord[run]})")
+    return lines
+
+
+def _first_saved_non_finite(model, times, over_time: dict, once: dict):
+    """The first non-finite saved value of a pysd run (a Breakdown, inexact), or ``False`` where all are finite."""
+    from .engine.nonfinite import Breakdown
+
+    for variable, values in once.items():
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():
+            return _saved_breakdown(model, variable, values, float(times[0]), Breakdown)
+    first = None
+    for variable, values in over_time.items():
+        values = np.asarray(values, dtype=float)
+        broken = ~np.isfinite(values.reshape(len(times), -1)).all(axis=1)
+        if broken.any() and (first is None or int(np.argmax(broken)) < first[0]):
+            first = (int(np.argmax(broken)), variable, values)
+    if first is None:
+        return False
+    step, variable, values = first
+    return _saved_breakdown(model, variable, values[step], float(times[step]), Breakdown)
+
+
+def _saved_breakdown(model, variable, values, time, Breakdown):
+    index = tuple(np.argwhere(~np.isfinite(values))[0]) if values.ndim else ()
+    elements = tuple(model.subscripts[s][int(i)] for s, i in zip(variable.subscripts, index))
+    return Breakdown(variable.name, elements, time, float(values[index]), 1, exact=False)
 
 
 def _engine_label(compiled) -> str:

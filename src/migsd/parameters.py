@@ -4,12 +4,16 @@ Every override is checked against the model before the first time step: the name
 must be a constant of the .mdl (stocks only in an initial-value table), subscripts
 must be elements of the variable's ranges, and the value a finite number, a list
 of ``[time, value]`` points with increasing times, an ``{element: value}`` table
-or a DataArray with the variable's dims. Later layers win element by element.
+or a DataArray with the variable's dims, inside the range the .mdl declares for
+the variable (``[min,max]`` in its units field; :func:`check_range`, the one check
+scenario files, ``--set``, ``params=``, batches, sensitivity problems, priors and
+the explorer share). Later layers win element by element.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,13 +23,41 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import ModelError, ScenarioError
+from .errors import ModelError, RangeError, ScenarioError
 from .names import canonical, did_you_mean
 
 _KEY = re.compile(r"^\s*(?P<name>[^\[\]]+?)\s*(\[(?P<subs>[^\]]*)\])?\s*$")
 
 #: Marks a whole-variable value in the element map (no subscript given).
 ALL = ()
+
+
+def check_range(key: str, value: float, low: float, high: float, *, units: str, declared_in: str,
+                where: str = "", error: type[Exception] = RangeError) -> float:
+    """``value`` if it lies in ``[low, high]``; else ``error`` naming the value, the range, its units and file.
+
+    The one range check of migsd: the explorer's controls, scenario files, ``--set``,
+    ``params=``, initial values, batches, sensitivity bounds and calibration priors
+    all call it, so a value is refused (never clamped) the same way wherever it comes from.
+    """
+    if low <= value <= high:
+        return value
+    prefix = f"{where}: " if where else ""
+    raise error(
+        f"{prefix}'{key}' = {value:g} is outside its range [{low:g}, {high:g}] "
+        f"({units or 'Dmnl'}, declared in {declared_in}); not run"
+    )
+
+
+def check_declared_range(model, variable, value: float, *, key: str | None = None, where: str = "") -> float:
+    """:func:`check_range` against the ``[min,max]`` the .mdl declares for ``variable`` (a .mdl Variable)."""
+    low, high = variable.limits
+    if low <= value <= high:  # the common case, without building a path
+        return value
+    from .paths import repo_relative
+
+    return check_range(key or variable.name, value, low, high, units=variable.units,
+                       declared_in=repo_relative(model.path), where=where)
 
 
 @dataclass(frozen=True)
@@ -47,6 +79,8 @@ class ParameterSet:
     values: dict[str, dict[tuple, float | Points]] = field(default_factory=dict)
     initial: dict[str, dict[tuple, float]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    #: Which layer set each entry: (canonical name, element key) -> source; initial values under ("initial", ...).
+    origins: dict[tuple, str] = field(default_factory=dict)
 
     @property
     def time_varying(self) -> set[str]:
@@ -73,10 +107,12 @@ class ParameterSet:
                     f"scenarios set constants only (list them with 'migsd params')"
                 )
             for element_key, item in self._expand(variable, elements, value, where).items():
+                self._check_range(variable, element_key, item, source)
                 entry = self.values.setdefault(canonical(variable.name), {})
                 if element_key == ALL:
                     entry.clear()
                 entry[element_key] = item
+                self.origins[(canonical(variable.name), element_key)] = source
         self.sources.append(source)
 
     def apply_initial(self, overrides: Mapping, *, source: str) -> None:
@@ -96,11 +132,52 @@ class ParameterSet:
             for element_key, item in self._expand(variable, elements, value, where).items():
                 if isinstance(item, Points):
                     raise ScenarioError(f"{where}: an initial value is one number, not points over time")
+                self._check_range(variable, element_key, item, f"{source}: [initial]")
                 entry = self.initial.setdefault(canonical(variable.name), {})
                 if element_key == ALL:
                     entry.clear()
                 entry[element_key] = item
+                self.origins[("initial", canonical(variable.name), element_key)] = source
         self.sources.append(source)
+
+    def differences(self, skip=()) -> list[str]:
+        """Each entry that differs from the .mdl's value, as ``'name[Element]' = value (source)``.
+
+        Sources in ``skip`` (the calibrated set, say) are left out.
+        """
+        from .paths import repo_relative
+
+        def shown(source):
+            return repo_relative(source) if os.path.exists(source) else source
+
+        lines = []
+        for key, entries in self.values.items():
+            variable = self.model.variables[key]
+            default = self.model.defaults[key]
+            for element_key, item in entries.items():
+                source = self.origins.get((key, element_key), "")
+                if source in skip:
+                    continue
+                name = variable.name if element_key == ALL else f"{variable.name}[{','.join(element_key)}]"
+                if isinstance(item, Points):
+                    points = ", ".join(f"[{t:g}, {v:g}]" for t, v in zip(item.times, item.values))
+                    lines.append(f"'{name}' = [{points}] ({shown(source)})")
+                    continue
+                base = default if element_key == ALL else default.loc[dict(zip(default.dims, element_key))]
+                if not np.all(base.values == item):
+                    lines.append(f"'{name}' = {item:g} ({shown(source)})")
+        for key, entries in self.initial.items():
+            variable = self.model.variables[key]
+            for element_key, item in entries.items():
+                source = self.origins.get(("initial", key, element_key), "")
+                name = variable.name if element_key == ALL else f"{variable.name}[{','.join(element_key)}]"
+                lines.append(f"initial '{name}' = {item:g} ({shown(source)})")
+        return lines
+
+    def _check_range(self, variable, element_key, item, where) -> None:
+        key = variable.name if element_key == ALL else f"{variable.name}[{','.join(element_key)}]"
+        for number in (item.values if isinstance(item, Points) else (item,)):
+            check_declared_range(self.model, variable, number, key=key, where=where)
 
     def _parse_key(self, key, source):
         if not isinstance(key, str):

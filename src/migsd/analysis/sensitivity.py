@@ -180,7 +180,39 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
         problem.samples = problem.ensemble.sizes["run"]
     elif not parameters:
         raise ScenarioError(f"{path}: no [[parameter]] tables")
+    else:
+        check_bounds(model, problem)
     return problem
+
+
+def check_bounds(model, problem: Problem) -> None:
+    """Refuse a problem whose bounds reach outside a range the .mdl declares (multipliers: times the base value).
+
+    A normal distribution has no bounds; its mean +- 3 sd (what the explorer's slider
+    spans) must lie inside the range.
+    """
+    from ..parameters import check_declared_range
+
+    for number, parameter in enumerate(problem.parameters, start=1):
+        variable = model.variables[canonical(parameter.name)]
+        if parameter.distribution == "normal":
+            ends = (parameter.lower - 3 * parameter.upper, parameter.lower + 3 * parameter.upper)
+        else:
+            ends = (parameter.lower, parameter.upper)
+        default = _effective_default(model, parameter.name) if parameter.mode == "multiplier" else None
+        for end, label in zip(ends, ("lower", "upper")):
+            where = f"{problem.source}: parameter '{parameter.label}', {label} bound {end:g}"
+            if default is None:
+                check_declared_range(model, variable, float(end), where=where)
+                continue
+            base = default
+            if parameter.elements:
+                base = default.sel({variable.dims[0]: parameter.elements})
+            for index in np.ndindex(*base.shape):
+                labels = [str(base[d].values[i]) for d, i in zip(base.dims, index)]
+                key = f"{variable.name}[{','.join(labels)}]" if labels else variable.name
+                check_declared_range(model, variable, float(base.values[index]) * end, key=key,
+                                     where=f"{where} (x {float(base.values[index]):g})")
 
 
 def _parameter(model, table: dict, where: str) -> Parameter:

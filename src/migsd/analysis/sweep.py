@@ -50,7 +50,11 @@ _MODELS: dict = {}
 
 
 def run_chunk(spec: ChunkSpec):
-    """Integrate one chunk; returns (scenario index, start, stop, outputs or None, seconds, error or None)."""
+    """Integrate one chunk; returns (scenario index, start, stop, outputs or None, seconds, error or None).
+
+    The error is text when the whole chunk failed, or ``{run: reason}`` for the runs
+    that turned non-finite (their outputs are NaN; the others' are kept).
+    """
     from ..model import load_model
 
     began = time.perf_counter()
@@ -67,8 +71,9 @@ def run_chunk(spec: ChunkSpec):
         result = model.run_batch(spec.params, scenario=scenario, return_columns=columns, **options)
     except MigsdError as error:
         return spec.scenario_index, spec.start, spec.stop, None, time.perf_counter() - began, str(error)
-    kept = result[[o for o in spec.outputs if o in result]].drop_vars("run").load()
-    return spec.scenario_index, spec.start, spec.stop, kept, time.perf_counter() - began, None
+    failed = {spec.start + int(k): str(result["failure"].values[k]) for k in np.flatnonzero(result["failed"].values)}
+    kept = result[[o for o in spec.outputs if o in result]].drop_vars(["run", "failed", "failure"]).load()
+    return spec.scenario_index, spec.start, spec.stop, kept, time.perf_counter() - began, failed or None
 
 
 def problem_digest(problem: Problem) -> str:
@@ -221,19 +226,32 @@ def _write(store: Path, outcome) -> str | None:
         chunk = values.expand_dims(scenario=1).transpose("scenario", "run", ...)
         chunk = chunk.drop_vars([c for c in chunk.coords])
         chunk.to_zarr(store, region=region, mode="r+")
-    status = 1.0 if error is None else -1.0
-    manifest = xr.Dataset({"status": (("scenario", "run"), np.full((1, runs), status)),
+    # a run is failed when its whole chunk failed (error is text) or it alone turned non-finite (error is a dict)
+    by_run = error if isinstance(error, dict) else {run: error for run in range(start, stop)} if error else {}
+    status = np.ones((1, runs))
+    for run in by_run:
+        status[0, run - start] = -1.0
+    manifest = xr.Dataset({"status": (("scenario", "run"), status),
                            "seconds": (("scenario", "run"), np.full((1, runs), seconds / runs))})
     manifest.to_zarr(store, region=region, mode="r+")
-    if error is None:
+    if not by_run:
         return None
     stored = xr.open_zarr(store, consolidated=False)
-    parameters = {name[len("param "):]: stored[name].isel(run=slice(start, stop)).values.tolist()
-                  for name in stored.data_vars if name.startswith("param ")}
-    line = {"scenario": str(stored["scenario"].values[scenario_index]), "runs": [start, stop], "error": error,
-            "parameters": parameters}
+    scenario = str(stored["scenario"].values[scenario_index])
+    names = [name for name in stored.data_vars if name.startswith("param ")]
+    if not isinstance(error, dict):
+        parameters = {name[len("param "):]: stored[name].isel(run=slice(start, stop)).values.tolist() for name in names}
+        lines = [{"scenario": scenario, "runs": [start, stop], "error": error, "parameters": parameters}]
+    else:
+        lines = [{"scenario": scenario, "runs": [run, run + 1], "error": reason,
+                  "parameters": {name[len("param "):]: [float(stored[name].values[run])] for name in names}}
+                 for run, reason in sorted(by_run.items())]
     with open(store / "errors.jsonl", "a", encoding="utf-8") as stream:
-        stream.write(json.dumps(line) + "\n")
+        stream.writelines(json.dumps(line) + "\n" for line in lines)
+    if isinstance(error, dict):
+        first = min(by_run)
+        return f"{len(by_run)} run(s) of scenario {scenario_index} in {start}-{stop - 1} (first: run {first}: " \
+               f"{by_run[first]})"
     return f"runs {start}-{stop - 1} of scenario {scenario_index}: {error}"
 
 

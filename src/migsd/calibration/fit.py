@@ -151,7 +151,9 @@ def load_priors(path: Path, model=None) -> list[Prior]:
         if not (math.isfinite(prior.lower) and math.isfinite(prior.upper) and prior.lower < prior.upper):
             raise ScenarioError(f"{where}: bounds must be finite with lower < upper, got [{prior.lower}, {prior.upper}]")
         if model is not None:
+            # both bounds, so a prior never searches outside the range the .mdl declares
             ParameterSet(model).apply({prior.name: prior.lower}, source=where)
+            ParameterSet(model).apply({prior.name: prior.upper}, source=where)
         priors.append(prior)
     if not priors:
         raise ScenarioError(f"{path}: no [[parameter]] tables")

@@ -8,12 +8,12 @@ variable's subscript dims, finite numbers, and elements that exist.
 from __future__ import annotations
 
 import math
-import warnings
+import os
 
 import numpy as np
 import xarray as xr
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, SizeError
 from ..names import canonical, did_you_mean
 from ..parameters import ALL, Points, _fill
 from .codegen import variable_kinds
@@ -198,6 +198,16 @@ def _checked_values(model, variable, elements, array: xr.DataArray, where: str) 
     if not np.all(np.isfinite(values)):
         bad = int(np.sum(~np.isfinite(values)))
         raise ScenarioError(f"{where}: {bad} value(s) are NaN or infinite; every run needs a finite number")
+    low, high = variable.limits
+    outside = (values < low) | (values > high)
+    if outside.any():
+        from ..parameters import check_declared_range
+
+        first = np.unravel_index(int(np.argmax(outside)), values.shape)
+        run = f", run {first[0]}" if "run" in array.dims else ""
+        key = str(array.name) if elements is not None or not variable.subscripts else variable.name
+        check_declared_range(model, variable, float(values[first]), key=key,
+                             where=f"{where}{run} ({int(outside.sum())} value(s) outside)")
     shape = tuple(len(model.subscripts[variable.subscripts[variable.dims.index(d)]]) for d in expected)
     if "run" not in array.dims:
         values = values[None]
@@ -209,26 +219,36 @@ def _checked_values(model, variable, elements, array: xr.DataArray, where: str) 
 
 def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wanted: dict[str, tuple],
               *, chunk_size: int | None = None, progress: bool = False, workers: int = 1,
-              forced: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+              forced: dict | None = None, what: str = "the batch") -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Run the engine over ``runs`` runs in chunks; ``wanted`` maps identifiers to their shapes.
 
     ``forced`` holds variables computed by equations at given values (identifier ->
     (values, mask of the elements held)). With ``workers`` > 1, chunks are
-    integrated in that many processes at once.
+    integrated in that many processes at once. Returns the saved times, the saved
+    values and, per run, whether it stayed finite (every stock at the end and every
+    saved value); :func:`migsd.engine.nonfinite.locate` finds where a run broke.
+    A batch whose arrays would not fit (:func:`check_size`) is refused before anything is allocated.
     """
     forced = forced or {}
     held = frozenset(forced)
-    times, save, saved = simulation_times(settings)
     series = frozenset(k for k, v in values.items() if isinstance(v, tuple))
     keep = frozenset(wanted)  # a time step computes only what these and the states need
     kinds = variable_kinds(engine.compiled, series)
+    chunk = max(1, int(chunk_size or min(DEFAULT_CHUNK, math.ceil(runs / max(1, workers)))))
+    working = sum(math.prod(n.shape) for n in engine.nodes.values()) + sum(
+        math.prod(s.shape) for s in engine.compiled.states.values())
+    check_size(settings, runs,
+               saved_cells=sum(math.prod(shape) for i, shape in wanted.items() if kinds[i] != "constant"),
+               once_cells=sum(math.prod(shape) for i, shape in wanted.items() if kinds[i] == "constant"),
+               chunk=min(chunk, runs) * max(1, workers), working_cells=working, what=what)
+    times, save, saved = simulation_times(settings)
     results = {}
     for ident, shape in wanted.items():
         if kinds[ident] == "constant":
             results[ident] = np.empty((runs,) + shape)
         else:
             results[ident] = np.empty((runs, len(saved)) + shape)
-    chunk = max(1, int(chunk_size or min(DEFAULT_CHUNK, math.ceil(runs / max(1, workers)))))
+    results[FINITE] = np.empty(runs)
     chunks = [(start, min(runs, start + chunk)) for start in range(0, runs, chunk)]
     consts = {k: float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper")}
 
@@ -258,8 +278,84 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     finally:
         if bar is not None:
             bar.close()
-    _warn_non_finite(engine, results)
-    return saved, results
+    finite = results.pop(FINITE) == 1
+    for array in results.values():
+        finite &= np.isfinite(array).reshape(runs, -1).all(axis=1)
+    return saved, results, finite
+
+
+#: The key under which the generated ``simulate`` reports, per run, whether its stocks ended finite.
+FINITE = "__finite__"
+#: Share of the memory available that one run or batch may take for its arrays (``MIGSD_MEMORY_SHARE``).
+DEFAULT_MEMORY_SHARE = 0.5
+
+
+def memory_share() -> float:
+    """The share of available memory a run may use: ``$MIGSD_MEMORY_SHARE`` (0 < share <= 1), else 0.5."""
+    text = os.environ.get("MIGSD_MEMORY_SHARE")
+    if text is None:
+        return DEFAULT_MEMORY_SHARE
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= 1:
+        raise SizeError(f"MIGSD_MEMORY_SHARE={text!r}: give a share of memory between 0 and 1, e.g. 0.5")
+    return share
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available now (Linux's MemAvailable, else free physical pages); ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_size(settings: dict, runs: int, *, saved_cells: int, once_cells: int = 0, chunk: int = 1,
+               working_cells: int = 0, what: str = "the run") -> float:
+    """Bytes a run or batch needs for its arrays; a SizeError if over :func:`memory_share` of what is available.
+
+    Counted before anything is allocated: the saved values (runs x saved times x
+    cells), the working arrays of the runs integrated together, and the list of
+    time steps. Works in floats, so an absurd horizon (``final_time=1e308``) is
+    refused at once rather than stepped through.
+    """
+    start, final, dt, saveper = (float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper"))
+    horizon = final - start
+    steps = math.floor(horizon / dt + 1e-5) + 1.0 if math.isfinite(horizon / dt) else math.inf
+    saved = min(steps, math.floor(horizon / max(saveper, dt) + 1e-5) + 1.0) if math.isfinite(steps) else math.inf
+    # a step costs a Python float and a flag in the time lists (about 60 bytes); working arrays: now, next, temporaries
+    needed = 8.0 * (runs * saved * saved_cells + runs * once_cells + 3 * chunk * working_cells) + 60.0 * steps
+    available = available_memory()
+    if available is None:
+        return needed
+    share = memory_share()
+    if needed <= share * available:
+        return needed
+    size = f"about {_bytes(needed)}" if math.isfinite(needed) else "more memory than any machine has"
+    raise SizeError(
+        f"{what} would need {size} for its arrays ({runs:,} run(s) x {saved:.4g} saved times x "
+        f"{saved_cells:,} cells of return_columns, {steps:.4g} time steps), more than {share:.0%} of the "
+        f"{_bytes(available)} of memory available (MIGSD_MEMORY_SHARE={share:g}); not run. Make it smaller: "
+        f"a longer saveper (now {saveper:g}), fewer return_columns, a smaller chunk_size (now {chunk:,} run(s) at once) "
+        f"or an earlier final_time (now {final:g})"
+    )
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024:
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PiB"
 
 
 def _integrate_in_processes(engine, variant, chunks, inputs, forced, times, save, consts, results, workers,
@@ -313,14 +409,6 @@ def _rows(value, start: int, stop: int):
         knots, frames = value
         return knots, (frames[start:stop] if frames.shape[0] > 1 else frames)
     return value[start:stop] if value.shape[0] > 1 else value
-
-
-def _warn_non_finite(engine, results: dict[str, np.ndarray]) -> None:
-    bad = [engine.nodes[k].name for k, v in results.items() if not np.all(np.isfinite(v))]
-    if bad:
-        shown = ", ".join(f"'{b}'" for b in bad[:8]) + (" ..." if len(bad) > 8 else "")
-        warnings.warn(f"non-finite values (NaN or infinite) in {len(bad)} variable(s): {shown}", RuntimeWarning,
-                      stacklevel=3)
 
 
 def stack_runs(model, parts: list[tuple[dict, dict, int]]) -> tuple[dict, dict, int]:

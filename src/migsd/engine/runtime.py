@@ -201,6 +201,18 @@ def _fixed_delay_length(variable: str, delay_time, dt: float) -> int:
     return int(round(steps + SMALL_VENSIM))
 
 
+def _finite_rows(rows: int, *arrays) -> np.ndarray:
+    """Per run, whether every value of ``arrays`` (each with a leading run axis of 1 or ``rows``) is finite."""
+    ok = np.ones(rows, dtype=bool)
+    for array in arrays:
+        values = np.asarray(array)
+        if values.ndim == 0:
+            ok &= bool(np.isfinite(values))
+        else:
+            ok &= np.isfinite(values).reshape(values.shape[0], -1).all(axis=1)
+    return ok
+
+
 HELPERS = {
     name: value
     for name, value in globals().items()

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import MigsdError
 from ..names import canonical
 from ..paths import repo_relative
-from ..parameters import ALL, ParameterSet, Points
+from ..parameters import ALL, ParameterSet, Points, check_range
 from ..scenarios import Scenario
 
 LEVER_PREFIX = "Lever:"
@@ -71,11 +71,8 @@ class Control:
         number = float(value)
         if not math.isfinite(number):
             raise ExploreError(f"'{self.key}': {number} is not a finite number")
-        if not self.low <= number <= self.high:
-            raise ExploreError(
-                f"'{self.key}' = {number:g} is outside its range [{self.low:g}, {self.high:g}] "
-                f"({self.units or 'Dmnl'}, declared in {self.source}); not run"
-            )
+        check_range(self.key, number, self.low, self.high, units=self.units, declared_in=self.source,
+                    error=ExploreError)
         if self.step and not _on_grid(number, self.low, self.step):
             raise ExploreError(
                 f"'{self.key}' = {number:g} is not a step of {self.step:g} from {self.low:g} "

@@ -71,14 +71,18 @@ class Runner:
             cached = self._status_quo.get(status_quo_key)
             if cached is None:
                 both = self.model.run_batch(None, scenario=[explored, status_quo], return_columns=self.columns)
-                both = both.isel(run=0, drop=True).drop_vars("scenario_title")
+                _check_finite(both, explored.name)  # before a failed status quo could be kept
+                both = both.isel(run=0, drop=True).drop_vars(["scenario_title", "failed", "failure"],
+                                                             errors="ignore")
                 cached = both.sel(scenario=[status_quo.name])
                 if len(self._status_quo) > 64:
                     self._status_quo.clear()
                 self._status_quo[status_quo_key] = cached
                 count = 2
             else:
-                own = self.model.run_batch(None, scenario=explored, return_columns=self.columns).isel(run=0, drop=True)
+                own = self.model.run_batch(None, scenario=explored, return_columns=self.columns)
+                _check_finite(own, explored.name)
+                own = own.isel(run=0, drop=True).drop_vars(["failed", "failure"], errors="ignore")
                 both = xr.concat([own.expand_dims(scenario=[explored.name]), cached], dim="scenario",
                                  coords="minimal", compat="override", combine_attrs="override")
                 count = 1
@@ -121,6 +125,11 @@ def _base_name(key: str) -> str:
 
 
 def _check_finite(runs: xr.Dataset, label: str) -> None:
+    """Refuse runs the engine marked failed (``failed``/``failure``, as run_batch gives them) or holding NaN."""
+    if "failed" in runs.coords and bool(runs["failed"].any()):
+        reasons = sorted({str(r) for r in np.atleast_1d(runs["failure"].values).ravel() if str(r)})
+        raise ExploreError(f"the run of '{label}' failed: {reasons[0]}"
+                           + (f" (and {len(reasons) - 1} other failure(s))" if len(reasons) > 1 else ""))
     bad = []
     for name, values in runs.data_vars.items():
         if name == YIELD_VARIABLE or "time" not in values.dims:
