@@ -157,6 +157,8 @@ def _cmd_sweep(args) -> int:
 
     model = load_model(args.model)
     problem = load_problem(args.problem, model, samples=args.n)
+    if args.out is None:
+        Path("outputs").mkdir(exist_ok=True)
     out = Path(args.out or f"outputs/{Path(args.problem).stem}.zarr")
     samples = sample(problem)
     print(f"{problem.title}: {problem.method}, {samples.sizes['run']} runs x {len(problem.scenarios)} scenario(s)"
@@ -173,9 +175,15 @@ def _cmd_analyze(args) -> int:
     from .model import load_model
     from .paths import REPO_ROOT
     from .analysis.sensitivity import load_problem
-    from .analysis.sweep import open_store, report
+    import warnings
 
-    results = open_store(args.store)
+    from .analysis.sweep import open_verified, report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results, _ = open_verified(args.store, allow_incomplete=args.allow_incomplete)
+    for warning in caught:
+        print(f"migsd: WARNING: {warning.message}", file=sys.stderr)
     model = load_model(args.model or REPO_ROOT / results.attrs.get("model_file", "models/migsd.mdl"))
     problem = load_problem(results.attrs["problem_file"], model, samples=None)
     problem.samples = int(results.sizes["run"])
@@ -313,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("store", help="the sweep's zarr store")
     analyze.add_argument("--out", help="folder for indices.nc and figures (default: the store's name)")
     analyze.add_argument("--model", help="a .mdl file (default: the sweep's)")
+    analyze.add_argument("--allow-incomplete", action="store_true",
+                         help="analyse a store with pending, failed or altered chunks (said loudly), "
+                              "using only the runs that are done")
     analyze.add_argument("--by", type=float, default=2060,
                          help="scenario discovery: the year by which restrictiveness must have yielded (default 2060)")
     analyze.set_defaults(func=_cmd_analyze)
@@ -350,9 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # a user reads what happened, not which line of migsd noticed it
+    print(f"migsd: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv=None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except MigsdError as error:

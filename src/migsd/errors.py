@@ -15,3 +15,7 @@ class ScenarioError(MigsdError, ValueError):
 
 class DataError(MigsdError, ValueError):
     """Calibration data are missing or inconsistent."""
+
+
+class StoreError(MigsdError, ValueError):
+    """A sweep store is incomplete, altered, held by another writer, or holds another sweep."""

@@ -49,6 +49,29 @@ def _versions() -> str:
     )
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, as every output records its inputs by."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def provenance(model: Model, scenarios=()) -> dict[str, str]:
+    """What an output was computed from: the model, calibration and scenario files with their sha256.
+
+    ``scenario_sha256`` lists ``file=digest`` for each scenario, separated by ``; ``.
+    """
+    calibration = getattr(model, "calibration", None)
+    return {
+        "model_file": repo_relative(model.path),
+        "model_sha256": model.sha256,
+        "calibration_file": repo_relative(calibration) if calibration is not None else "none",
+        "calibration_sha256": file_sha256(calibration) if calibration is not None else "",
+        "scenario_sha256": "; ".join(f"{repo_relative(s.path)}={file_sha256(s.path)}"
+                                     for s in scenarios if s is not None),
+    }
+
+
 def build_dataset(
     model: Model, times, over_time, once, *, settings, scenario, sources, engine: str = "", runs: int | None = None
 ) -> xr.Dataset:
@@ -77,8 +100,7 @@ def build_dataset(
     )
     dataset.attrs = {
         "title": "migsd run" + (f": {scenario.title}" if scenario is not None else ""),
-        "model_file": repo_relative(model.path),
-        "model_sha256": model.sha256,
+        **provenance(model, [scenario]),
         "scenario": scenario.name if scenario is not None else "",
         "scenario_file": repo_relative(scenario.path) if scenario is not None else "",
         "parameter_sources": "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in sources),

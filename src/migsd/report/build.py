@@ -99,14 +99,16 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr
     return dataset
 
 
-def sweep_matches(store: Path, problem) -> bool:
-    from ..analysis.sweep import open_store, problem_digest
+def sweep_matches(store: Path, problem, model=None) -> bool:
+    """Whether ``store`` holds ``problem``'s sweep (and, given ``model``, was run from the same files)."""
+    from ..analysis.sweep import changed_inputs, open_store, problem_digest
 
     try:
         stored = open_store(store, consolidated=False)
     except (OSError, ValueError, KeyError):
         return False
-    return stored.attrs.get("problem_digest") == problem_digest(problem) and stored.sizes.get("run") == problem.runs
+    return (stored.attrs.get("problem_digest") == problem_digest(problem) and stored.sizes.get("run") == problem.runs
+            and (model is None or not changed_inputs(stored, model, problem)))
 
 
 def failure_statements(results: xr.Dataset) -> dict[str, str]:
@@ -272,16 +274,17 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     from ..analysis.discovery import discover
     from ..model import load_model
     from ..analysis.sensitivity import load_problem, sample
-    from ..analysis.sweep import evaluate, report as sweep_report
+    from ..analysis.sweep import evaluate, open_verified, report as sweep_report
 
     folder.mkdir(parents=True, exist_ok=True)
     model = load_model()
     ensemble = ensemble_runs(model, folder, progress)
     problem = load_problem("restrictionism", model, samples=sweep_samples)
     store = folder / "restrictionism.zarr"
-    if store.exists() and not sweep_matches(store, problem):
-        shutil.rmtree(store)  # the report's own store, from an older problem file or sample size
-    results = evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
+    if store.exists() and not sweep_matches(store, problem, model):
+        shutil.rmtree(store)  # the report's own store, from an older problem file, sample size, model or calibration
+    evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
+    results, _ = open_verified(store)
     sweep_report(problem, results, folder / "sweep")
     indices = xr.open_dataset(folder / "sweep" / "indices.nc").load()
     boxes = {}
