@@ -355,7 +355,10 @@ def open_store(store: str | Path, consolidated: bool | None = None) -> xr.Datase
     """
     for leftover in Path(store).rglob("*.partial"):
         leftover.unlink()
-    return xr.open_zarr(store, consolidated=consolidated)
+    with warnings.catch_warnings():
+        # the manifest's own files (chunk digests, failed chunks) beside zarr's: zarr notes them as unknown
+        warnings.filterwarnings("ignore", message=r"Object at (chunks|errors)\.jsonl is not recognized")
+        return xr.open_zarr(store, consolidated=consolidated)
 
 
 def evaluate(problem: Problem, samples: xr.Dataset, *, model, store: str | Path, evaluator: str = "inprocess",
@@ -430,7 +433,7 @@ def _evaluate(problem: Problem, samples: xr.Dataset, *, model, store: Path, eval
     finally:
         if bar is not None:
             bar.close()
-    result = xr.open_zarr(store)
+    result = open_store(store)
     if failures:
         import warnings
 
@@ -488,7 +491,7 @@ def _write(store: Path, outcome) -> str | None:
     manifest.to_zarr(store, region=region, mode="r+")
     if error is None:
         return None
-    stored = xr.open_zarr(store, consolidated=False)
+    stored = open_store(store, consolidated=False)
     parameters = {name[len("param "):]: stored[name].isel(run=slice(start, stop)).values.tolist()
                   for name in stored.data_vars if name.startswith("param ")}
     line = {"scenario": str(stored["scenario"].values[scenario_index]), "runs": [start, stop], "error": error,
