@@ -144,9 +144,34 @@ def _cmd_check(args) -> int:
 def _cmd_calibrate(args) -> int:
     from .calibration.report import calibrate
 
+    from .calibration.fit import current, promote
+    from .paths import repo_relative
+
     path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
                      out_of_sample=not args.no_out_of_sample)
     print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_fit.csv, {path.stem}_fit/)")
+    if args.promote:
+        promote(path, path.parent)
+        print(f"promoted {repo_relative(path)}: the default calibration of every run from now on")
+    else:
+        before = current(path.parent)
+        print(f"not promoted: the default stays {repo_relative(before) if before else 'the .mdl own values'}; "
+              f"'migsd promote {repo_relative(path)}' makes this one the default")
+    return 0
+
+
+def _cmd_promote(args) -> int:
+    from .calibration.fit import current, promote
+    from .paths import PARAMETERS_DIR, repo_relative
+
+    directory = Path(args.directory) if args.directory else PARAMETERS_DIR
+    try:
+        before = current(directory)
+    except MigsdError:
+        before = None  # a broken or missing CURRENT is what promoting repairs
+    path = promote(args.file, directory)
+    was = f" (was {repo_relative(before)})" if before is not None and before != path else ""
+    print(f"promoted {repo_relative(path)}: the default calibration of every run from now on{was}")
     return 0
 
 
@@ -302,7 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="continue the last interrupted calibration, reusing its logged evaluations")
     calibrate.add_argument("--no-out-of-sample", action="store_true", help="skip the 1990-2010 refit")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.add_argument("--promote", action="store_true",
+                           help="make the new calibration the default (otherwise the promoted one stays)")
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    promote = commands.add_parser("promote", help="make a calibrated parameter file the default of every run")
+    promote.add_argument("file", help="a file in calibration/parameters/ (e.g. calibration/parameters/calibrated_v2.csv)")
+    promote.add_argument("--directory", metavar="DIR", help="the parameters folder (default calibration/parameters)")
+    promote.set_defaults(func=_cmd_promote)
 
     sweep = commands.add_parser("sweep", help="run a sensitivity problem (models/sensitivity/*.toml) into a zarr store")
     sweep.add_argument("problem", help="problem file, or the name of one in models/sensitivity/")

@@ -105,15 +105,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-_LATEST = "latest"
+_PROMOTED = "promoted"
 
 
-def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _LATEST) -> "Model":
+def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _PROMOTED) -> "Model":
     """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
 
     ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
-    before any scenario; by default the newest in ``calibration/parameters/`` for
-    the shipped model (none for another .mdl); ``None`` keeps the .mdl's own values.
+    before any scenario; by default, for the shipped model, the one promoted in
+    ``calibration/parameters/CURRENT`` (``migsd promote``; never merely the newest),
+    none for another .mdl; ``None`` keeps the .mdl's own values.
 
     Examples
     --------
@@ -125,10 +126,10 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     mdl_path = Path(path) if path is not None else DEFAULT_MODEL
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
-    if calibration == _LATEST:
-        from .calibration.fit import latest
+    if calibration == _PROMOTED:
+        from .calibration.fit import current
 
-        calibration = latest() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
+        calibration = current() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
     if calibration is not None and not Path(calibration).is_file():
         raise ModelError(f"calibration file not found: {calibration}")
     return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None)
@@ -581,6 +582,10 @@ def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) 
     attrs["title"] = "migsd scenarios"
     attrs["scenario_files"] = "; ".join(
         repo_relative(s.path) if s is not None else "" for s in scenarios)
+    from .outputs import file_sha256
+
+    attrs["scenario_sha256"] = "; ".join(
+        f"{repo_relative(s.path)}={file_sha256(s.path)}" for s in scenarios if s is not None)
     attrs["parameter_sources"] = " | ".join(
         "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in layer.sources) for layer in layers)
     combined.attrs = attrs
