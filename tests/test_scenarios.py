@@ -47,6 +47,9 @@ BAD_FILES = {
     "not_a_number": r"'IOM funding': nan is not a finite number",
     "unknown_table": r"unknown key\(s\) \['paramters'\] at top level.*Did you mean 'parameters'",
     "element_table_on_scalar": r"'IOM funding': a table of elements fits a subscripted variable",
+    "not_utf8": r"not_utf8.toml: not UTF-8 text \(byte 0xed at offset 12\); a scenario file is TOML text saved as "
+                r"UTF-8$",
+    "binary": r"binary.toml: not UTF-8 text \(byte 0x89 at offset 0\); a scenario file is TOML text saved as UTF-8$",
 }
 
 

@@ -27,8 +27,13 @@ def _cmd_run(args) -> int:
     from .outputs import to_netcdf
     from .runs import run_scenarios
 
-    if args.out and Path(args.out).exists() and not args.overwrite:
-        raise MigsdError(f"{args.out} exists; add --overwrite to replace it")
+    from .outputs import check_output_path
+
+    # every output checked before the run: a run is not thrown away for a typo in a file name
+    if args.out:
+        check_output_path(args.out, overwrite=args.overwrite)
+    if args.plot:
+        check_output_path(args.plot, overwrite=args.overwrite, option="--plot", example="headline.png")
     model = load_model(args.model)
     params = dict(_parse_set(item) for item in args.set or [])
     options = {"params": params, "engine": args.engine}

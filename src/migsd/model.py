@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -293,6 +294,8 @@ class Model:
             raise ModelError(
                 f"final_time {settings['final_time']:g} must be after INITIAL TIME {settings['initial_time']:g}"
             )
+        if any(value is not None for value in (time_step, final_time, saveper)):
+            _check_steps(settings)
         return resolved, layers, settings
 
     def run(
@@ -561,6 +564,21 @@ class Model:
         over_time = [v for v in chosen if not v.is_constant or canonical(v.name) in time_varying]
         once = [v for v in chosen if v.is_constant and canonical(v.name) not in time_varying]
         return over_time, once
+
+
+def _check_steps(settings: dict) -> None:
+    """TIME STEP divides SAVEPER and the horizon, or the saved times would not be those the attrs state."""
+    step, saveper = settings["time_step"], settings["saveper"]
+    initial, final = settings["initial_time"], settings["final_time"]
+    for span, what, consequence in (
+            (saveper, f"SAVEPER {saveper:g}", "saved values would fall between steps"),
+            (final - initial, f"the horizon {initial:g}-{final:g} ({final - initial:g} years)",
+             "the run would not end at FINAL TIME")):
+        ratio = span / step
+        if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio) or round(ratio) < 1:
+            fitting = span / max(1, math.ceil(ratio))
+            raise ModelError(f"time_step {step:g} does not divide {what}: {consequence}; "
+                             f"choose a time step that divides it, e.g. {fitting:g}")
 
 
 def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) -> xr.Dataset:

@@ -116,20 +116,43 @@ def build_dataset(
     return dataset
 
 
-def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``dataset`` to netCDF; an existing file is kept unless ``overwrite``."""
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out",
+                      example: str = "run.nc") -> Path:
+    """``path`` as a file migsd may write, checked before any work: not a folder, in an existing folder, new
+    unless ``overwrite``. migsd creates no folders: a typo in one is an error, not a new folder."""
     path = Path(path)
+    if path.is_dir():
+        raise MigsdError(f"{option} {path}: is a folder; {option} takes a file name such as {path / example}")
+    if not path.parent.is_dir():
+        raise MigsdError(f"{option} {path}: the folder {path.parent} does not exist (migsd creates no folders); "
+                         "create it or choose another")
     if path.exists() and not overwrite:
-        raise MigsdError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+        raise MigsdError(f"{path} exists; add --overwrite to replace it")
+    return path
+
+
+def write_atomically(path: Path, write) -> Path:
+    """``write(temporary)`` then rename it to ``path``; a write that fails leaves no partial file and says why."""
+    temporary = path.with_name(path.name + ".partial")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError, ValueError, TypeError) as error:
+        # netCDF and matplotlib report a full disk or a read-only folder as any of these
+        temporary.unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise MigsdError(f"cannot write {path}: {reason}; nothing was written") from error
+    return path
+
+
+def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``dataset`` to netCDF; an existing file is kept unless ``overwrite``; the folder must exist."""
+    path = check_output_path(path, overwrite=overwrite)
     encoded = dataset.copy()
     for name in list(encoded.coords):
         if encoded[name].dtype == object:
             encoded[name] = encoded[name].astype(str)
-    temporary = path.with_name(path.name + ".partial")
-    encoded.to_netcdf(temporary)
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, lambda temporary: encoded.to_netcdf(temporary, format="NETCDF4"))
 
 
 def open_results(path: str | os.PathLike, *, quantify: bool = False) -> xr.Dataset:
