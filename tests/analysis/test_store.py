@@ -168,3 +168,50 @@ def test_the_lock_of_a_killed_writer_is_reclaimed_with_a_warning(ishigami_copy, 
     with pytest.warns(RuntimeWarning, match=rf"reclaimed a stale lock of pid {holder.pid} on .* \(no such process"):
         small_sweep(mdl, toml, store)
     assert check_store(store).complete and not (tmp_path / "s.zarr.lock").exists()
+
+
+def _descendants(pid):
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as stream:
+                children = [int(c) for c in stream.read().split()]
+        except FileNotFoundError:
+            continue
+        found += children
+        queue += children
+    return found
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads process trees from /proc (Linux)")
+def test_the_workers_of_a_killed_processes_sweep_exit_with_it(tmp_path):
+    store = tmp_path / "p.zarr"
+    command = [sys.executable, "-m", "migsd.cli", "sweep", "restrictionism", "--n", "8", "--out", str(store),
+               "--chunk", "4", "--evaluator", "processes", "--workers", "2", "--quiet"]
+    with subprocess.Popen(command) as sweep:
+        workers = []
+        deadline = time.time() + 120
+        while time.time() < deadline and sweep.poll() is None:
+            workers = _descendants(sweep.pid)
+            if len(workers) >= 2 and (store / "status").exists():
+                break
+            time.sleep(0.1)
+        assert sweep.poll() is None and len(workers) >= 2, "the sweep ended or never started its workers"
+        sweep.kill()
+        sweep.wait()
+    deadline = time.time() + 20
+    alive = workers
+    while alive and time.time() < deadline:
+        alive = [w for w in workers if _running(w)]
+        time.sleep(0.1)
+    assert alive == [], f"worker processes {alive} outlived the killed sweep"
+
+
+def _running(pid):
+    """Whether ``pid`` exists and is not a zombie (dead, waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -452,7 +452,8 @@ def _outcomes(specs, evaluator: str, workers: int, scheduler: str | None):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
             for future in as_completed([pool.submit(run_chunk, spec) for spec in specs]):
                 yield future.result()
     else:
@@ -470,6 +471,23 @@ def _outcomes(specs, evaluator: str, workers: int, scheduler: str | None):
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def exit_with_parent(parent: int, every: float = 0.2) -> None:
+    """In a worker process: exit as soon as ``parent`` (the sweep) is gone.
+
+    A pool's workers wait on a queue whose other end they hold themselves, so a
+    sweep killed with SIGKILL would leave them running (and integrating) forever;
+    a daemon thread notices the new parent and ends the worker.
+    """
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="migsd-exit-with-parent", daemon=True).start()
 
 
 def _write(store: Path, outcome) -> str | None:
