@@ -268,14 +268,39 @@ def _cmd_explore(args) -> int:
 
     if not 1 <= args.port <= 65535:
         raise MigsdError(f"--port {args.port}: a port is a number from 1 to 65535")
+    _check_port(args.address, args.port)  # before loading the model: a busy port is known in a millisecond
     save_dir = Path(args.save_dir) if args.save_dir else SCENARIOS_DIR
     if not save_dir.is_dir():
         raise MigsdError(f"--save-dir {save_dir}: no such folder")
     explorer = Explorer.load(problem=None if args.no_problem else (args.problem or DEFAULT_PROBLEM), save_dir=save_dir)
     explorer.scenario(args.scenario)
     print(f"migsd explore: serving http://{args.address}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    serve(explorer, args.scenario, port=args.port, address=args.address, show=args.show)
+    try:
+        serve(explorer, args.scenario, port=args.port, address=args.address, show=args.show)
+    except OSError as error:  # taken between the check and the server's own bind
+        raise _port_error(args.address, args.port, error) from error
     return 0
+
+
+def _port_error(address: str, port: int, error: OSError) -> MigsdError:
+    import errno
+
+    if error.errno == errno.EADDRINUSE:
+        return MigsdError(f"--port {port}: {address}:{port} is already in use (another migsd explore?); "
+                          "choose another with --port")
+    return MigsdError(f"--address {address} --port {port}: cannot listen there: {error.strerror or error}")
+
+
+def _check_port(address: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the server binds: a port left in TIME_WAIT by a stopped server is free, a listening one is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            raise _port_error(address, port, error) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
