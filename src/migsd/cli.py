@@ -100,13 +100,15 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .calibration.data import CalibrationData, mdl_inputs, mdl_text, replace_definitions
+    from .calibration.data import CalibrationData, check_regions, mdl_inputs, mdl_text, replace_definitions
     from .model import load_model
     from .paths import DEFAULT_MODEL
 
     path = Path(args.model) if args.model else DEFAULT_MODEL
     model = load_model(path)
-    inputs = mdl_inputs(CalibrationData(), model.defaults["relative mortality"])
+    data = CalibrationData()
+    check_regions(data, model)  # before anything is derived or written: a region the .mdl lacks breaks it
+    inputs = mdl_inputs(data, model.defaults["relative mortality"])
     if not args.write:
         sys.stdout.write(mdl_text(inputs))
         return 0
