@@ -600,10 +600,9 @@ def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) 
     attrs["title"] = "migsd scenarios"
     attrs["scenario_files"] = "; ".join(
         repo_relative(s.path) if s is not None else "" for s in scenarios)
-    from .outputs import file_sha256
+    from .outputs import scenario_digests
 
-    attrs["scenario_sha256"] = "; ".join(
-        f"{repo_relative(s.path)}={file_sha256(s.path)}" for s in scenarios if s is not None)
+    attrs["scenario_sha256"] = scenario_digests(scenarios)
     attrs["parameter_sources"] = " | ".join(
         "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in layer.sources) for layer in layers)
     combined.attrs = attrs

@@ -67,9 +67,14 @@ def provenance(model: Model, scenarios=()) -> dict[str, str]:
         "model_sha256": model.sha256,
         "calibration_file": repo_relative(calibration) if calibration is not None else "none",
         "calibration_sha256": file_sha256(calibration) if calibration is not None else "",
-        "scenario_sha256": "; ".join(f"{repo_relative(s.path)}={file_sha256(s.path)}"
-                                     for s in scenarios if s is not None),
+        "scenario_sha256": scenario_digests(scenarios),
     }
+
+
+def scenario_digests(scenarios) -> str:
+    """``file=sha256`` per scenario, ``; ``-separated; a scenario made in memory (the explorer's) says so."""
+    return "; ".join(f"{repo_relative(s.path)}={file_sha256(s.path)}" if Path(s.path).is_file()
+                     else f"{s.name}=not read from a file" for s in scenarios if s is not None)
 
 
 def build_dataset(

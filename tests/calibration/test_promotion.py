@@ -112,3 +112,12 @@ def test_a_run_records_the_model_calibration_and_scenario_files_with_their_diges
 def test_a_model_without_calibration_says_so(decay_model):
     ds = decay_model.run(final_time=1)
     assert ds.attrs["calibration_file"] == "none" and ds.attrs["calibration_sha256"] == ""
+
+
+def test_a_scenario_made_in_memory_says_it_has_no_file(model, tmp_path):
+    from migsd.scenarios import Scenario
+
+    mine = Scenario(name="mine", title="made on the page", description="", path=tmp_path / "mine.toml",
+                    parameters={"IOM funding": 1e9})
+    ds = model.run(scenario=mine, final_time=1991, return_columns=["Restrictiveness"])
+    assert ds.attrs["scenario_sha256"] == "mine=not read from a file"
