@@ -62,3 +62,16 @@ def test_a_copied_and_edited_scenario_file_runs(tmp_path):
     result = migsd("run", "--scenario", str(mine), "--final-time", "1991", "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("my_iom: done")
+
+
+def test_a_port_in_use_is_a_one_line_error():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = migsd("explore", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr == (f"migsd: error: --port {port}: 127.0.0.1:{port} is already in use (another migsd "
+                             "explore?); choose another with --port\n")

@@ -51,6 +51,9 @@ BAD_FILES = {
     r"\(Dmnl, declared in models/migsd.mdl\); not run$",
     "initial_out_of_range": r"initial_out_of_range.toml: \[initial\]: 'Restrictiveness\[North\]' = -0.5 is outside "
     r"its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\); not run$",
+    "not_utf8": r"not_utf8.toml: not UTF-8 text \(byte 0xed at offset 12\); a scenario file is TOML text saved as "
+                r"UTF-8$",
+    "binary": r"binary.toml: not UTF-8 text \(byte 0x89 at offset 0\); a scenario file is TOML text saved as UTF-8$",
 }
 
 

@@ -29,8 +29,13 @@ def _cmd_run(args) -> int:
     from .outputs import to_netcdf
     from .runs import run_scenarios
 
-    if args.out and Path(args.out).exists() and not args.overwrite:
-        raise MigsdError(f"{args.out} exists; add --overwrite to replace it")
+    from .outputs import check_output_path
+
+    # every output checked before the run: a run is not thrown away for a typo in a file name
+    if args.out:
+        check_output_path(args.out, overwrite=args.overwrite)
+    if args.plot:
+        check_output_path(args.plot, overwrite=args.overwrite, option="--plot", example="headline.png")
     model = load_model(args.model)
     params = dict(_parse_set(item) for item in args.set or [])
     options = {"params": params, "engine": args.engine, "allow_nonfinite": args.keep_nonfinite}
@@ -103,13 +108,15 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .calibration.data import CalibrationData, mdl_inputs, mdl_text, replace_definitions
+    from .calibration.data import CalibrationData, check_regions, mdl_inputs, mdl_text, replace_definitions
     from .model import load_model
     from .paths import DEFAULT_MODEL
 
     path = Path(args.model) if args.model else DEFAULT_MODEL
     model = load_model(path)
-    inputs = mdl_inputs(CalibrationData(), model.defaults["relative mortality"])
+    data = CalibrationData()
+    check_regions(data, model)  # before anything is derived or written: a region the .mdl lacks breaks it
+    inputs = mdl_inputs(data, model.defaults["relative mortality"])
     if not args.write:
         sys.stdout.write(mdl_text(inputs))
         return 0
@@ -152,9 +159,34 @@ def _cmd_check(args) -> int:
 def _cmd_calibrate(args) -> int:
     from .calibration.report import calibrate
 
+    from .calibration.fit import current, promote
+    from .paths import repo_relative
+
     path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
                      out_of_sample=not args.no_out_of_sample)
     print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_fit.csv, {path.stem}_fit/)")
+    if args.promote:
+        promote(path, path.parent)
+        print(f"promoted {repo_relative(path)}: the default calibration of every run from now on")
+    else:
+        before = current(path.parent)
+        print(f"not promoted: the default stays {repo_relative(before) if before else 'the .mdl own values'}; "
+              f"'migsd promote {repo_relative(path)}' makes this one the default")
+    return 0
+
+
+def _cmd_promote(args) -> int:
+    from .calibration.fit import current, promote
+    from .paths import PARAMETERS_DIR, repo_relative
+
+    directory = Path(args.directory) if args.directory else PARAMETERS_DIR
+    try:
+        before = current(directory)
+    except MigsdError:
+        before = None  # a broken or missing CURRENT is what promoting repairs
+    path = promote(args.file, directory)
+    was = f" (was {repo_relative(before)})" if before is not None and before != path else ""
+    print(f"promoted {repo_relative(path)}: the default calibration of every run from now on{was}")
     return 0
 
 
@@ -165,6 +197,8 @@ def _cmd_sweep(args) -> int:
 
     model = load_model(args.model)
     problem = load_problem(args.problem, model, samples=args.n)
+    if args.out is None:
+        Path("outputs").mkdir(exist_ok=True)
     out = Path(args.out or f"outputs/{Path(args.problem).stem}.zarr")
     samples = sample(problem)
     print(f"{problem.title}: {problem.method}, {samples.sizes['run']} runs x {len(problem.scenarios)} scenario(s)"
@@ -181,9 +215,15 @@ def _cmd_analyze(args) -> int:
     from .model import load_model
     from .paths import REPO_ROOT
     from .analysis.sensitivity import load_problem
-    from .analysis.sweep import open_store, report
+    import warnings
 
-    results = open_store(args.store)
+    from .analysis.sweep import open_verified, report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results, _ = open_verified(args.store, allow_incomplete=args.allow_incomplete)
+    for warning in caught:
+        print(f"migsd: WARNING: {warning.message}", file=sys.stderr)
     model = load_model(args.model or REPO_ROOT / results.attrs.get("model_file", "models/migsd.mdl"))
     problem = load_problem(results.attrs["problem_file"], model, samples=None)
     problem.samples = int(results.sizes["run"])
@@ -238,14 +278,39 @@ def _cmd_explore(args) -> int:
 
     if not 1 <= args.port <= 65535:
         raise MigsdError(f"--port {args.port}: a port is a number from 1 to 65535")
+    _check_port(args.address, args.port)  # before loading the model: a busy port is known in a millisecond
     save_dir = Path(args.save_dir) if args.save_dir else SCENARIOS_DIR
     if not save_dir.is_dir():
         raise MigsdError(f"--save-dir {save_dir}: no such folder")
     explorer = Explorer.load(problem=None if args.no_problem else (args.problem or DEFAULT_PROBLEM), save_dir=save_dir)
     explorer.scenario(args.scenario)
     print(f"migsd explore: serving http://{args.address}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    serve(explorer, args.scenario, port=args.port, address=args.address, show=args.show)
+    try:
+        serve(explorer, args.scenario, port=args.port, address=args.address, show=args.show)
+    except OSError as error:  # taken between the check and the server's own bind
+        raise _port_error(args.address, args.port, error) from error
     return 0
+
+
+def _port_error(address: str, port: int, error: OSError) -> MigsdError:
+    import errno
+
+    if error.errno == errno.EADDRINUSE:
+        return MigsdError(f"--port {port}: {address}:{port} is already in use (another migsd explore?); "
+                          "choose another with --port")
+    return MigsdError(f"--address {address} --port {port}: cannot listen there: {error.strerror or error}")
+
+
+def _check_port(address: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the server binds: a port left in TIME_WAIT by a stopped server is free, a listening one is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            raise _port_error(address, port, error) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,7 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="continue the last interrupted calibration, reusing its logged evaluations")
     calibrate.add_argument("--no-out-of-sample", action="store_true", help="skip the 1990-2010 refit")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.add_argument("--promote", action="store_true",
+                           help="make the new calibration the default (otherwise the promoted one stays)")
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    promote = commands.add_parser("promote", help="make a calibrated parameter file the default of every run")
+    promote.add_argument("file", help="a file in calibration/parameters/ (e.g. calibration/parameters/calibrated_v2.csv)")
+    promote.add_argument("--directory", metavar="DIR", help="the parameters folder (default calibration/parameters)")
+    promote.set_defaults(func=_cmd_promote)
 
     sweep = commands.add_parser("sweep", help="run a sensitivity problem (models/sensitivity/*.toml) into a zarr store")
     sweep.add_argument("problem", help="problem file, or the name of one in models/sensitivity/")
@@ -324,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("store", help="the sweep's zarr store")
     analyze.add_argument("--out", help="folder for indices.nc and figures (default: the store's name)")
     analyze.add_argument("--model", help="a .mdl file (default: the sweep's)")
+    analyze.add_argument("--allow-incomplete", action="store_true",
+                         help="analyse a store with pending, failed or altered chunks (said loudly), "
+                              "using only the runs that are done")
     analyze.add_argument("--by", type=float, default=2060,
                          help="scenario discovery: the year by which restrictiveness must have yielded (default 2060)")
     analyze.set_defaults(func=_cmd_analyze)
@@ -361,9 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # a user reads what happened, not which line of migsd noticed it
+    print(f"migsd: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv=None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except MigsdError as error:

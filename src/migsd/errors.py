@@ -27,3 +27,5 @@ class SimulationError(MigsdError, ArithmeticError):
 
 class SizeError(MigsdError, ValueError):
     """A run or batch would need more memory for its arrays than migsd allows itself."""
+class StoreError(MigsdError, ValueError):
+    """A sweep store is incomplete, altered, held by another writer, or holds another sweep."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -159,15 +160,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-_LATEST = "latest"
+_PROMOTED = "promoted"
 
 
-def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _LATEST) -> "Model":
+def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _PROMOTED) -> "Model":
     """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
 
     ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
-    before any scenario; by default the newest in ``calibration/parameters/`` for
-    the shipped model (none for another .mdl); ``None`` keeps the .mdl's own values.
+    before any scenario; by default, for the shipped model, the one promoted in
+    ``calibration/parameters/CURRENT`` (``migsd promote``; never merely the newest),
+    none for another .mdl; ``None`` keeps the .mdl's own values.
 
     Examples
     --------
@@ -179,10 +181,10 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     mdl_path = Path(path) if path is not None else DEFAULT_MODEL
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
-    if calibration == _LATEST:
-        from .calibration.fit import latest
+    if calibration == _PROMOTED:
+        from .calibration.fit import current
 
-        calibration = latest() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
+        calibration = current() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
     if calibration is not None and not Path(calibration).is_file():
         raise ModelError(f"calibration file not found: {calibration}")
     return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None)
@@ -350,6 +352,8 @@ class Model:
             raise ModelError(
                 f"final_time {settings['final_time']:g} must be after INITIAL TIME {settings['initial_time']:g}"
             )
+        if any(value is not None for value in (time_step, final_time, saveper)):
+            _check_steps(settings)
         return resolved, layers, settings
 
     def run(
@@ -675,6 +679,21 @@ class Model:
         return over_time, once
 
 
+def _check_steps(settings: dict) -> None:
+    """TIME STEP divides SAVEPER and the horizon, or the saved times would not be those the attrs state."""
+    step, saveper = settings["time_step"], settings["saveper"]
+    initial, final = settings["initial_time"], settings["final_time"]
+    for span, what, consequence in (
+            (saveper, f"SAVEPER {saveper:g}", "saved values would fall between steps"),
+            (final - initial, f"the horizon {initial:g}-{final:g} ({final - initial:g} years)",
+             "the run would not end at FINAL TIME")):
+        ratio = span / step
+        if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio) or round(ratio) < 1:
+            fitting = span / max(1, math.ceil(ratio))
+            raise ModelError(f"time_step {step:g} does not divide {what}: {consequence}; "
+                             f"choose a time step that divides it, e.g. {fitting:g}")
+
+
 def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) -> xr.Dataset:
     """A batch of several scenarios' runs, one after another along ``run``, as a ``scenario`` dim."""
     from .paths import repo_relative
@@ -694,6 +713,9 @@ def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) 
     attrs["title"] = "migsd scenarios"
     attrs["scenario_files"] = "; ".join(
         repo_relative(s.path) if s is not None else "" for s in scenarios)
+    from .outputs import scenario_digests
+
+    attrs["scenario_sha256"] = scenario_digests(scenarios)
     attrs["parameter_sources"] = " | ".join(
         "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in layer.sources) for layer in layers)
     combined.attrs = attrs

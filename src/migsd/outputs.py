@@ -49,6 +49,34 @@ def _versions() -> str:
     )
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, as every output records its inputs by."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def provenance(model: Model, scenarios=()) -> dict[str, str]:
+    """What an output was computed from: the model, calibration and scenario files with their sha256.
+
+    ``scenario_sha256`` lists ``file=digest`` for each scenario, separated by ``; ``.
+    """
+    calibration = getattr(model, "calibration", None)
+    return {
+        "model_file": repo_relative(model.path),
+        "model_sha256": model.sha256,
+        "calibration_file": repo_relative(calibration) if calibration is not None else "none",
+        "calibration_sha256": file_sha256(calibration) if calibration is not None else "",
+        "scenario_sha256": scenario_digests(scenarios),
+    }
+
+
+def scenario_digests(scenarios) -> str:
+    """``file=sha256`` per scenario, ``; ``-separated; a scenario made in memory (the explorer's) says so."""
+    return "; ".join(f"{repo_relative(s.path)}={file_sha256(s.path)}" if Path(s.path).is_file()
+                     else f"{s.name}=not read from a file" for s in scenarios if s is not None)
+
+
 def build_dataset(
     model: Model, times, over_time, once, *, settings, scenario, sources, engine: str = "", runs: int | None = None
 ) -> xr.Dataset:
@@ -77,8 +105,7 @@ def build_dataset(
     )
     dataset.attrs = {
         "title": "migsd run" + (f": {scenario.title}" if scenario is not None else ""),
-        "model_file": repo_relative(model.path),
-        "model_sha256": model.sha256,
+        **provenance(model, [scenario]),
         "scenario": scenario.name if scenario is not None else "",
         "scenario_file": repo_relative(scenario.path) if scenario is not None else "",
         "parameter_sources": "; ".join(repo_relative(Path(s)) if os.path.exists(s) else s for s in sources),
@@ -94,20 +121,43 @@ def build_dataset(
     return dataset
 
 
-def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``dataset`` to netCDF; an existing file is kept unless ``overwrite``."""
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out",
+                      example: str = "run.nc") -> Path:
+    """``path`` as a file migsd may write, checked before any work: not a folder, in an existing folder, new
+    unless ``overwrite``. migsd creates no folders: a typo in one is an error, not a new folder."""
     path = Path(path)
+    if path.is_dir():
+        raise MigsdError(f"{option} {path}: is a folder; {option} takes a file name such as {path / example}")
+    if not path.parent.is_dir():
+        raise MigsdError(f"{option} {path}: the folder {path.parent} does not exist (migsd creates no folders); "
+                         "create it or choose another")
     if path.exists() and not overwrite:
-        raise MigsdError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+        raise MigsdError(f"{path} exists; add --overwrite to replace it")
+    return path
+
+
+def write_atomically(path: Path, write) -> Path:
+    """``write(temporary)`` then rename it to ``path``; a write that fails leaves no partial file and says why."""
+    temporary = path.with_name(path.name + ".partial")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError, ValueError, TypeError) as error:
+        # netCDF and matplotlib report a full disk or a read-only folder as any of these
+        temporary.unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise MigsdError(f"cannot write {path}: {reason}; nothing was written") from error
+    return path
+
+
+def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``dataset`` to netCDF; an existing file is kept unless ``overwrite``; the folder must exist."""
+    path = check_output_path(path, overwrite=overwrite)
     encoded = dataset.copy()
     for name in list(encoded.coords):
         if encoded[name].dtype == object:
             encoded[name] = encoded[name].astype(str)
-    temporary = path.with_name(path.name + ".partial")
-    encoded.to_netcdf(temporary)
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, lambda temporary: encoded.to_netcdf(temporary, format="NETCDF4"))
 
 
 def open_results(path: str | os.PathLike, *, quantify: bool = False) -> xr.Dataset:

@@ -44,7 +44,10 @@ def headline_figure(dataset: xr.Dataset, path: str | Path | None = None):
     axes.flat[0].legend(fontsize=7, loc="best")
     figure.suptitle("Does Northern restrictionism yield under labour scarcity? (dotted: yield year)", fontsize=12)
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
+        from .outputs import write_atomically
+
+        try:
+            write_atomically(Path(path), lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
+        finally:
+            plt.close(figure)
     return figure

@@ -44,5 +44,6 @@ def run_scenarios(scenarios, model: Model | None = None, *, progress: bool = Tru
         attrs.pop(key, None)
     attrs["title"] = "migsd scenarios"
     attrs["scenario_files"] = "; ".join(r.attrs["scenario_file"] for r in results)
+    attrs["scenario_sha256"] = "; ".join(r.attrs["scenario_sha256"] for r in results)
     combined.attrs = attrs
     return combined

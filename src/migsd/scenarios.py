@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .errors import ScenarioError
 from .names import did_you_mean
+from .tomlfiles import not_utf8
 from .paths import SCENARIOS_DIR
 
 _TOP_LEVEL = {"title", "description", "parameters", "initial"}
@@ -54,6 +55,8 @@ def read_scenario(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"scenario file not found: {path}") from error
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: not valid TOML: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ScenarioError(not_utf8(path, error, "a scenario file")) from error
     unknown = sorted(set(content) - _TOP_LEVEL)
     if unknown:
         raise ScenarioError(

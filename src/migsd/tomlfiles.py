@@ -17,6 +17,14 @@ def read_toml(path: str | Path, what: str = "file") -> dict:
         raise ScenarioError(f"{what} not found: {path}") from error
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: not valid TOML: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ScenarioError(not_utf8(path, error, f"a {what}")) from error
+
+
+def not_utf8(path, error: UnicodeDecodeError, what: str) -> str:
+    """The message for a file that is not UTF-8 text (binary, or saved in another encoding)."""
+    return (f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
+            f"{what} is TOML text saved as UTF-8")
 
 
 def check_table(table, where: str, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
@@ -25,7 +33,10 @@ def check_table(table, where: str, valid: tuple[str, ...], required: tuple[str, 
         raise ScenarioError(f"{where}: must be a table")
     unknown = [k for k in table if k not in valid]
     if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+        from .names import did_you_mean
+
+        raise ScenarioError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}."
+                            + did_you_mean(str(unknown[0]), valid))
     for key in required:
         if key not in table:
             raise ScenarioError(f"{where}: '{key}' is missing")

@@ -110,11 +110,11 @@ def test_ensemble_members_feed_a_batch(uncalibrated, tmp_path):
     np.testing.assert_allclose(ds["material weight"].values, [2.0, 4.0])
 
 
-def test_the_shipped_model_runs_with_the_newest_calibration():
-    from migsd.calibration import latest, read_parameters
+def test_the_shipped_model_runs_with_the_promoted_calibration():
+    from migsd.calibration import current, read_parameters
 
     model = migsd.load_model()
-    assert model.calibration == latest()
+    assert model.calibration == current()
     best = read_parameters(model.calibration).loc["best"]
     ds = model.run(final_time=1991, return_columns=["emigration propensity multiplier"])
     assert float(ds["emigration propensity multiplier"]) == pytest.approx(best["emigration propensity multiplier"])

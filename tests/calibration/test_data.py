@@ -31,3 +31,20 @@ def test_unmapped_country_is_an_error_naming_both_files(tmp_path):
     (tmp_path / "regions.csv").write_text("\n".join(line for line in lines if not line.startswith("FRA,")) + "\n")
     with pytest.raises(DataError, match=r"regions.csv: no region for FRA \(countries listed in .*locations.csv\)"):
         CalibrationData(tmp_path).region_names
+
+
+def test_a_region_the_mdl_does_not_know_is_refused_before_anything_is_written(model, tmp_path):
+    from migsd.calibration.data import check_regions
+    from migsd.paths import CALIBRATION_DIR
+
+    folder = tmp_path / "calibration"
+    shutil.copytree(CALIBRATION_DIR / "data", folder / "data")
+    (folder / "regions.csv").write_text((CALIBRATION_DIR / "regions.csv").read_text().replace(",SouthLower\n",
+                                                                                            ",Africa\n"))
+    check_regions(CalibrationData(), model)  # the shipped data fit the shipped model
+    with pytest.raises(DataError) as caught:
+        check_regions(CalibrationData(folder), model)
+    assert str(caught.value) == (
+        f"{folder / 'regions.csv'}: region(s) Africa are not elements of Region in migsd.mdl (North, Gulf, SouthUpper, "
+        "SouthLower); no country maps to SouthLower: definitions derived from it would not fit the .mdl's Region. "
+        "Change the .mdl's subscript first, or map the countries to its elements")

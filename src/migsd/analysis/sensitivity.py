@@ -139,7 +139,7 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
             f"{path}: samples = {size}: a Sobol (Saltelli) sample needs a power of 2 "
             f"(e.g. {2 ** round(math.log2(size))})"
         )
-    from ..scenarios import list_scenarios, resolve_scenario
+    from ..scenarios import resolve_scenario
 
     scenarios = [str(s) for s in document.get("scenarios", ["status_quo"])] or [NO_SCENARIO]
     for name in scenarios:
@@ -148,15 +148,24 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
         try:
             resolve_scenario(name)
         except ScenarioError as error:
-            raise ScenarioError(f"{path}: scenarios: {error}" + did_you_mean(name, list_scenarios())) from error
+            raise ScenarioError(f"{path}: scenarios: {error}") from error
     outputs = [str(o) for o in document.get("outputs", ["Restrictiveness", YIELD_VARIABLE])]
     for name in outputs:
         if name != YIELD_VARIABLE and canonical(name) not in model.variables:
             raise ScenarioError(f"{path}: outputs: '{name}' is not a variable of {model.path.name}."
                                 + did_you_mean(name, [v.name for v in model.variables.values()]))
     parameters = []
+    sampled = {}  # (canonical name, element or None for all) -> the table that samples it
     for number, table in enumerate(document.get("parameter", []), start=1):
         parameter = _parameter(model, table, f"{path}: [[parameter]] {number}")
+        key = canonical(parameter.name)
+        for element in parameter.elements or [None]:
+            clash = [n for (k, e), n in sampled.items() if k == key and (e is None or element is None or e == element)]
+            if clash:
+                cell = f"{parameter.name}[{element}]" if element else parameter.name
+                raise ScenarioError(f"{path}: [[parameter]] {number} samples '{cell}', which [[parameter]] {clash[0]} "
+                                    "already samples; each value is sampled by one [[parameter]] table")
+            sampled[(key, element)] = number
         if table.get("per_element"):
             # one sampled value (or multiplier) per element, each its own parameter
             variable = model.variables[canonical(parameter.name)]

@@ -3,7 +3,7 @@
 The public calls are re-exported here, so ``migsd.calibration.ensemble_params()`` reads as before.
 """
 
-from .fit import ensemble_params, latest, load_settings, read_parameters
+from .fit import current, ensemble_params, latest, load_settings, promote, read_parameters
 from .report import calibrate
 
-__all__ = ["calibrate", "ensemble_params", "latest", "load_settings", "read_parameters"]
+__all__ = ["calibrate", "current", "ensemble_params", "latest", "load_settings", "promote", "read_parameters"]

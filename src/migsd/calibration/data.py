@@ -199,6 +199,24 @@ class CalibrationData:
         )
 
 
+def check_regions(data: CalibrationData, model, subscript: str = "Region") -> None:
+    """The data's regions are the .mdl's elements of ``subscript``, or the derived definitions would not fit it."""
+    valid = list(model.subscripts.get(subscript, []))
+    found = data.regions
+    unknown = [r for r in found if r not in valid]
+    missing = [r for r in valid if r not in found]
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"region(s) {', '.join(unknown)} are not elements of {subscript} in {model.path.name} "
+                         f"({', '.join(valid)})")
+        if missing:
+            parts.append(f"no country maps to {', '.join(missing)}")
+        raise DataError(f"{data.directory / 'regions.csv'}: {'; '.join(parts)}: definitions derived from it would "
+                        f"not fit the .mdl's {subscript}. Change the .mdl's subscript first, or map the countries to "
+                        "its elements")
+
+
 def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[str, xr.DataArray]:
     """The data-derived constants and tables of the .mdl, by .mdl name."""
     rates = data.ageing_rates(relative_mortality)

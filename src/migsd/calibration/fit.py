@@ -444,6 +444,57 @@ def latest(directory: Path = PARAMETERS_DIR) -> Path | None:
     return found[-1][1] if found else None
 
 
+#: The file in a parameters folder that names its promoted parameter file: the default of every run.
+CURRENT = "CURRENT"
+
+
+def current(directory: Path = PARAMETERS_DIR) -> Path | None:
+    """The promoted parameter file, named by ``directory/CURRENT``; None where nothing was ever calibrated.
+
+    A new calibration never becomes the default by being newest: a modeller
+    promotes it (``migsd promote FILE``, or ``migsd calibrate --promote``).
+    """
+    directory = Path(directory)
+    marker = directory / CURRENT
+    if not marker.exists():
+        found = sorted(p.name for p in directory.glob("calibrated_v*.csv"))
+        if found:
+            raise DataError(f"{marker} is missing: no calibration is promoted among {', '.join(found)}; promote one "
+                            f"with 'migsd promote {directory.name}/{found[-1]}', or load_model(calibration=None)")
+        return None
+    name = marker.read_text(encoding="utf-8").strip()
+    path = directory / name
+    if not name or Path(name).name != name or not path.is_file():
+        known = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != CURRENT)
+        raise DataError(f"{marker} names {name!r}, which is not a file in {directory.name}/; "
+                        f"'migsd promote FILE' names one of: {', '.join(known)}")
+    return path
+
+
+def promote(path: str | os.PathLike, directory: Path = PARAMETERS_DIR) -> Path:
+    """Make ``path`` (a parameter file in ``directory``) the default calibration; returns it.
+
+    ``CURRENT`` is rewritten whole (a temporary file renamed over it), so a reader
+    sees the old name or the new one, never half of one.
+    """
+    directory = Path(directory).resolve()
+    candidate = Path(path)
+    if not candidate.is_file() and (directory / candidate.name).is_file():
+        candidate = directory / candidate.name
+    if not candidate.is_file():
+        raise DataError(f"cannot promote {path}: no such file")
+    candidate = candidate.resolve()
+    if candidate.parent != directory:
+        raise DataError(f"cannot promote {path}: a promoted file lives in {directory.name}/ beside {CURRENT} "
+                        f"(copy it there first)")
+    if candidate.name == CURRENT:
+        raise DataError(f"cannot promote {CURRENT} itself; name a parameter file")
+    temporary = directory / f".{CURRENT}.{os.getpid()}"
+    temporary.write_text(candidate.name + "\n", encoding="utf-8")
+    os.replace(temporary, directory / CURRENT)
+    return candidate
+
+
 def write_parameters(path: Path, priors: list[Prior], best: np.ndarray, members: np.ndarray) -> None:
     rows = [best] + list(members)
     index = ["best"] + [f"member{k:03d}" for k in range(1, len(members) + 1)]
@@ -460,10 +511,13 @@ def read_parameters(path: Path) -> pd.DataFrame:
 
 
 def ensemble_params(path: Path | None = None, include_best: bool = False) -> xr.Dataset:
-    """The calibrated ensemble as run_batch parameters over ``run`` (members only, unless ``include_best``)."""
-    path = path or latest()
+    """The calibrated ensemble as run_batch parameters over ``run`` (members only, unless ``include_best``).
+
+    By default the promoted calibration's (see :func:`current`).
+    """
+    path = path or current()
     if path is None:
-        raise DataError(f"no calibrated_vN.csv in {PARAMETERS_DIR}; run 'migsd calibrate'")
+        raise DataError(f"no promoted calibration in {PARAMETERS_DIR}; run 'migsd calibrate --promote'")
     frame = read_parameters(path)
     if not include_best:
         frame = frame.drop(index="best")
@@ -479,5 +533,5 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["EvaluationLog", "Fit", "Prior", "Problem", "Settings", "Target", "ensemble_params", "fit", "fit_table",
-           "latest", "load_settings", "make_problem", "read_parameters", "theil", "write_parameters"]
+__all__ = ["CURRENT", "EvaluationLog", "Fit", "Prior", "Problem", "Settings", "Target", "current", "ensemble_params",
+           "fit", "fit_table", "latest", "promote", "load_settings", "make_problem", "read_parameters", "theil", "write_parameters"]

@@ -54,6 +54,8 @@ class Explorer:
     problem_source: str
     labels: dict = field(default_factory=dict)
     times: object = None
+    #: The pages of open browser sessions; a session's page leaves when Bokeh destroys the session.
+    open_pages: set = field(default_factory=set, repr=False)
 
     @classmethod
     def load(cls, model=None, *, problem: str | os.PathLike | None = DEFAULT_PROBLEM,
@@ -145,11 +147,19 @@ class Page:
                                    sizing_mode="stretch_width")
         self.charts = ChartSet(explorer.model, explorer.labels, explorer.times)
 
-        for slider in self.sliders.values():
-            slider.param.watch(self._changed, "value_throttled")
-        self.phase.param.watch(self._changed, "value_throttled")
-        self.picker.param.watch(self._picked, "value")
+        self._watchers = [(slider, slider.param.watch(self._changed, "value_throttled"))
+                          for slider in self.sliders.values()]
+        self._watchers.append((self.phase, self.phase.param.watch(self._changed, "value_throttled")))
+        self._watchers.append((self.picker, self.picker.param.watch(self._picked, "value")))
         self.save_button.on_click(self._save)
+
+    def close(self) -> None:
+        """Release the page when its session ends: no update of it runs on, and the explorer drops it."""
+        self._update += 1  # an update still running finds itself unwanted and drops its result
+        for widget, watcher in self._watchers:
+            widget.param.unwatch(watcher)
+        self._watchers = []
+        self.explorer.open_pages.discard(self)
 
     # ---- layout
 
@@ -377,11 +387,23 @@ def _status_html(update: int, stage: str, timing: str, changes=()) -> str:
             f"{html.escape(timing)}. Moved: {html.escape(changed)}.</small></div>")
 
 
+def session_page(explorer: Explorer, scenario: str = STATUS_QUO):
+    """The view of one browser session's page, released when Bokeh destroys the session (a tab closed).
+
+    Without the release every page load would keep its widgets, charts and
+    watchers alive for the life of the server.
+    """
+    page = Page(explorer, scenario)
+    explorer.open_pages.add(page)
+    pn.state.on_session_destroyed(lambda context: page.close())
+    return page.view()
+
+
 def serve(explorer: Explorer, scenario: str = STATUS_QUO, *, port: int = 5006, address: str = "127.0.0.1",
           show: bool = False) -> None:
     """Serve the explorer's page at http://ADDRESS:PORT/ until interrupted (this machine only, unless told)."""
     explorer.scenario(scenario)
     pn.extension(notifications=False)
     origins = [f"{address}:{port}"] + ([f"localhost:{port}"] if address in ("127.0.0.1", "localhost") else [])
-    pn.serve({"/": lambda: Page(explorer, scenario).view()}, port=port, address=address, websocket_origin=origins,
+    pn.serve({"/": lambda: session_page(explorer, scenario)}, port=port, address=address, websocket_origin=origins,
              show=show, title="migsd explorer", print=False, threaded=False)

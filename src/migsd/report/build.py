@@ -60,8 +60,11 @@ def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
         parts.append(ds.expand_dims(scenario=[scenario.name]))
     dataset = xr.concat(parts, dim="scenario", combine_attrs="drop_conflicts")
     dataset = dataset.assign_coords(scenario_title=("scenario", [s.title for s in scenarios]))
+    from ..outputs import provenance
+
     dataset.attrs.update({"report_key": key, "title": "migsd scenarios over the calibrated ensemble",
-                          "calibration": Path(model.calibration).name if model.calibration else "none"})
+                          "calibration": Path(model.calibration).name if model.calibration else "none",
+                          **provenance(model, scenarios)})
     to_netcdf(dataset, path, overwrite=True)
     return dataset
 
@@ -99,14 +102,16 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr
     return dataset
 
 
-def sweep_matches(store: Path, problem) -> bool:
-    from ..analysis.sweep import open_store, problem_digest
+def sweep_matches(store: Path, problem, model=None) -> bool:
+    """Whether ``store`` holds ``problem``'s sweep (and, given ``model``, was run from the same files)."""
+    from ..analysis.sweep import changed_inputs, open_store, problem_digest
 
     try:
         stored = open_store(store, consolidated=False)
     except (OSError, ValueError, KeyError):
         return False
-    return stored.attrs.get("problem_digest") == problem_digest(problem) and stored.sizes.get("run") == problem.runs
+    return (stored.attrs.get("problem_digest") == problem_digest(problem) and stored.sizes.get("run") == problem.runs
+            and (model is None or not changed_inputs(stored, model, problem)))
 
 
 def failure_statements(results: xr.Dataset) -> dict[str, str]:
@@ -159,6 +164,13 @@ def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str
     lines += [f"Every shipped scenario over the {members} members of the calibrated ensemble "
               f"(calibration `{ensemble.attrs.get('calibration', 'none')}`), 1990-2100. "
               f"Definition: {definition}", ""]
+    lines += [f"Computed from `{ensemble.attrs.get('model_file', '?')}` (sha256 "
+              f"`{ensemble.attrs.get('model_sha256', '?')[:16]}`), calibration "
+              f"`{ensemble.attrs.get('calibration_file', 'none')}` (sha256 "
+              f"`{ensemble.attrs.get('calibration_sha256', '')[:16] or '-'}`) and the scenario files "
+              + ", ".join(f"`{item.split('=')[0]}` (`{item.split('=')[-1][:16]}`)"
+                          for item in ensemble.attrs.get("scenario_sha256", "").split("; ") if item)
+              + "; every file's full digest is in `numbers.nc` and `ensemble.nc`.", ""]
     lines += ["## Probability that Northern restrictiveness has yielded", "",
               "| scenario | " + " | ".join(f"by {y}" for y in YEARS) + " | median year (5%-95%) |",
               "|---|" + "---|" * (len(YEARS) + 1)]
@@ -272,16 +284,17 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     from ..analysis.discovery import discover
     from ..model import load_model
     from ..analysis.sensitivity import load_problem, sample
-    from ..analysis.sweep import evaluate, report as sweep_report
+    from ..analysis.sweep import evaluate, open_verified, report as sweep_report
 
     folder.mkdir(parents=True, exist_ok=True)
     model = load_model()
     ensemble = ensemble_runs(model, folder, progress)
     problem = load_problem("restrictionism", model, samples=sweep_samples)
     store = folder / "restrictionism.zarr"
-    if store.exists() and not sweep_matches(store, problem):
-        shutil.rmtree(store)  # the report's own store, from an older problem file or sample size
-    results = evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
+    if store.exists() and not sweep_matches(store, problem, model):
+        shutil.rmtree(store)  # the report's own store, from an older problem file, sample size, model or calibration
+    evaluate(problem, sample(problem), model=model, store=store, resume=store.exists(), progress=progress)
+    results, _ = open_verified(store)
     sweep_report(problem, results, folder / "sweep")
     indices = xr.open_dataset(folder / "sweep" / "indices.nc").load()
     boxes = {}
@@ -299,6 +312,8 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
             )
     boxes.update(failure_statements(results.load()))
     facts = numbers(ensemble, indices, boxes)
+    facts.attrs.update({k: ensemble.attrs[k] for k in ("model_file", "model_sha256", "calibration_file",
+                                                       "calibration_sha256", "scenario_sha256") if k in ensemble.attrs})
     facts.to_netcdf(folder / "numbers.nc")
     figures = {"indices": "sweep/indices_Northern_restrictiveness_yield_year.png"}
     years = np.arange(2020, 2101)
