@@ -116,6 +116,7 @@ class Node:
     order: int = 0
     lookup_type: str = ""
     internal: bool = False  # a part of another variable's equation, computed once (not a .mdl variable)
+    control_deps: set[str] = field(default_factory=set)  # the control variables its equation reads
 
 
 @dataclass
@@ -270,8 +271,10 @@ class _Compiler:
         if node.kind == "control":
             if len(blocks) != 1 or blocks[0][2].dims:
                 raise UnsupportedConstruct(node.name, "a subscripted control variable")
-            if node.uses_time or node.deps or node.reads_states:
+            if node.uses_time or node.reads_states:
                 raise UnsupportedConstruct(node.name, "a control variable computed from other variables or Time")
+            # constants and other control variables are allowed (SAVEPER = TIME STEP); what
+            # the constants depend on is checked once every variable is classified
             node.code = [f"v_{node.ident} = {blocks[0][2].code}"]
             return
         node.code = self._assemble(node, blocks)
@@ -573,6 +576,7 @@ class _Compiler:
         ident = self.by_clean[name]
         node = self.nodes[ident]
         if node.kind == "control":
+            ctx.node.control_deps.add(ident)
             return Expr(f"v_{ident}", (), literal=True, invariant=True)
         if node.kind == "lookup":
             raise UnsupportedConstruct(ctx.node.name, f"the lookup '{node.name}' used as a value")
@@ -1031,6 +1035,12 @@ class _Compiler:
         for state in self.states.values():
             if state.is_stock:
                 self.nodes[state.owner].is_stock = True
+        for node in self.nodes.values():
+            if node.kind == "control":
+                changing = sorted(self.nodes[d].name for d in node.deps if self.nodes[d].kind == "dynamic")
+                if changing:
+                    raise UnsupportedConstruct(
+                        node.name, f"a control variable computed from variables that change over time ({changing})")
 
 
 _COMPOUND = {"ArithmeticStructure", "LogicStructure", "CallStructure", "InlineLookupsStructure"}
