@@ -68,7 +68,8 @@ def cache_dir() -> Path:
 
 
 def translate(mdl_path: Path) -> Path:
-    """The pysd translation of ``mdl_path``, made once per file content and pysd version.
+    """The pysd translation of ``mdl_path`` (a Vensim .mdl or an XMILE file), made once per file content and
+    pysd version.
 
     The translation lives in the cache, never beside the .mdl. It is built in a
     temporary folder and moved into place, so concurrent processes never see half
@@ -76,8 +77,12 @@ def translate(mdl_path: Path) -> Path:
     """
     import pysd
 
+    from .engine.compiler import model_format
+
+    kind = model_format(mdl_path)
     digest = _sha256(mdl_path)
-    key = hashlib.sha256(f"{digest}:{pysd.__version__}".encode()).hexdigest()[:20]
+    salt = "" if kind == "vensim" else f":{kind}"  # .mdl keys stay as they were, so their caches stay valid
+    key = hashlib.sha256(f"{digest}:{pysd.__version__}{salt}".encode()).hexdigest()[:20]
     target = cache_dir() / "translations" / key
     py_file = target / "model.py"
     if py_file.exists():
@@ -85,11 +90,13 @@ def translate(mdl_path: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=target.parent))
     try:
-        shutil.copyfile(mdl_path, work / "model.mdl")
+        source = work / f"model{mdl_path.suffix.lower()}"
+        shutil.copyfile(mdl_path, source)
+        read = pysd.read_xmile if kind == "xmile" else pysd.read_vensim
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pysd.read_vensim(str(work / "model.mdl"), initialize=False)
+                read(str(source), initialize=False)
         except Exception as error:  # pysd raises many kinds for a bad .mdl
             raise ModelError(f"{mdl_path}: pysd cannot translate the model: {error}") from error
         try:
@@ -111,7 +118,11 @@ _LATEST = "latest"
 
 
 def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _LATEST) -> "Model":
-    """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
+    """Load a model: a Vensim .mdl or an XMILE file (Stella's .stmx, .xmile, .xml); by default the shipped
+    ``models/migsd.mdl``.
+
+    Both are read by pysd and compiled by the same engine; a construct the engine
+    refuses runs on pysd, with a warning naming it.
 
     ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
     before any scenario; by default the newest in ``calibration/parameters/`` for
@@ -127,6 +138,9 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     mdl_path = Path(path) if path is not None else DEFAULT_MODEL
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
+    from .engine.compiler import model_format
+
+    model_format(mdl_path)
     if calibration == _LATEST:
         from .calibration.fit import latest
 
@@ -179,7 +193,9 @@ class Model:
     @cached_property
     def variables(self) -> dict[str, Variable]:
         """Every variable of the .mdl, keyed by its canonical name (see :func:`names.canonical`)."""
-        views = {canonical(k): v for k, v in read_views(self.path.read_text(encoding="utf-8")).items()}
+        views = {}
+        if self.path.suffix.lower() == ".mdl":  # an XMILE file's views hold no sectors migsd reads
+            views = {canonical(k): v for k, v in read_views(self.path.read_text(encoding="utf-8")).items()}
         found = {}
         for row in self._template.doc.to_dict("records"):
             name = row["Real Name"]

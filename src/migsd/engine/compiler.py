@@ -143,15 +143,36 @@ class _Context:
         return _Context(self.node, self.tokens, self.def_subs, sink)
 
 
+#: Model files pysd reads: Vensim's, and XMILE (Stella, and others that write the standard).
+VENSIM_SUFFIXES = (".mdl",)
+XMILE_SUFFIXES = (".xmile", ".xml", ".stmx")
+
+
+def model_format(path: Path) -> str:
+    """'vensim' or 'xmile', from the file's suffix; a :class:`ModelError` for any other file."""
+    suffix = Path(path).suffix.lower()
+    if suffix in VENSIM_SUFFIXES:
+        return "vensim"
+    if suffix in XMILE_SUFFIXES:
+        return "xmile"
+    raise ModelError(
+        f"{Path(path).name}: not a model file pysd reads; give a Vensim {', '.join(VENSIM_SUFFIXES)} "
+        f"or an XMILE {', '.join(XMILE_SUFFIXES)} file")
+
+
 def parse_abstract(mdl_path: Path):
-    """pysd's abstract model of a .mdl (its parser's notices silenced; they concern its own code generation)."""
-    from pysd.translators.vensim.vensim_file import VensimFile
+    """pysd's abstract model of a .mdl or XMILE file (its parser's notices silenced; they concern its own
+    code generation)."""
+    if model_format(mdl_path) == "xmile":
+        from pysd.translators.xmile.xmile_file import XmileFile as Reader
+    else:
+        from pysd.translators.vensim.vensim_file import VensimFile as Reader
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        vensim_file = VensimFile(str(mdl_path))
-        vensim_file.parse()
-        return vensim_file.get_abstract_model()
+        model_file = Reader(str(mdl_path))
+        model_file.parse()
+        return model_file.get_abstract_model()
 
 
 def compile_mdl(mdl_path: Path) -> CompiledModel:
