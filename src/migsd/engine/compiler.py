@@ -707,6 +707,13 @@ class _Compiler:
             if a.literal:
                 raise UnsupportedConstruct(ctx.node.name, f"{name.upper()} of a number")
             return Expr(self._reduce(name, a), tuple(d for d in a.dims if not d.endswith("!")))
+        if name in ("vmin_xmile", "vmax_xmile"):  # XMILE's one-argument MIN/MAX: over every range of an array
+            if len(args) != 1 or args[0].literal or not args[0].dims:
+                raise UnsupportedConstruct(ctx.node.name, f"{name[:4].upper()} of XMILE with {len(args)} argument(s)"
+                                           " other than one array")
+            (a,) = args
+            every = Expr(a.code, tuple(d if d.endswith("!") else d + "!" for d in a.dims), invariant=a.invariant)
+            return Expr(self._reduce(name[:4], every), ())
         if name == "elmcount":
             (a,) = args
             if len(a.dims) != 1:

@@ -159,9 +159,10 @@ def time_held_moves(page, css_key: str, shares) -> list[float]:
 
 
 def count_redraws_while_dragging(page, css_key: str, start: float, end: float, *, seconds: float = 2.0,
-                                 moves: int = 40) -> int:
+                                 moves: int = 40) -> tuple[int, int]:
     """Drag a slider steadily from ``start`` to ``end`` (shares of its track) over ``seconds``: how many times the
-    charts were redrawn for it before the hand stopped. Released, and the full update awaited, before returning."""
+    charts were redrawn for it before the hand stopped, and how many updates had begun by then. Released, and the
+    full update awaited, before returning."""
     x, y, track = handle_position(page, css_key)
     full = full_updates(page)
     page.mouse.move(x, y)
@@ -176,8 +177,9 @@ def count_redraws_while_dragging(page, css_key: str, start: float, end: float, *
             if pause > 0:
                 time.sleep(pause)
         last, stage = status(page)
-        redraws = last - first - (stage != "lines")
+        begun = last - first
+        redraws = begun - (stage != "lines" and begun > 0)
     finally:
         page.mouse.up()
     wait_for_full(page, full + 1, "done")
-    return redraws
+    return redraws, begun
