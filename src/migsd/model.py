@@ -250,7 +250,9 @@ class Model:
             if values is None:
                 from .engine.batch import base_inputs
 
-                values = base_inputs(self, layers)[0] if layers is not None else {}
+                # most models' control variables are numbers: no need to assemble the run's inputs
+                reads = layers is not None and compiled.control_reads
+                values = base_inputs(self, layers)[0] if reads else {}
             return compiled.control_settings(values, explicit)
         return self._pysd_control_settings(layers, explicit)
 
@@ -523,7 +525,7 @@ class Model:
             resolved, layers, settings = self._prepare(one, None, initial, time_step, final_time, saveper)
             values, initial_values = base_inputs(self, layers)
             runs = batch_inputs(self, params, values, initial_values) if params is not None else 1
-            if params is not None:  # a control variable may read a constant the batch sets
+            if params is not None and compiled.control_reads:  # a control variable may read a constant set here
                 explicit = _explicit_settings(time_step, final_time, saveper)
                 settings = self._checked_settings(compiled.control_settings(values, explicit), explicit)
             if prepared and settings != shared_settings:

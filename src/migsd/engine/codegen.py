@@ -61,6 +61,7 @@ class Engine:
     compiled: CompiledModel
     cache: Path | None = None
     _modules: dict = field(default_factory=dict, repr=False)
+    _control_reads: frozenset | None = field(default=None, repr=False)
 
     @property
     def nodes(self) -> dict[str, Node]:
@@ -68,6 +69,20 @@ class Engine:
 
     def constants(self) -> list[str]:
         return [i for i, n in self.nodes.items() if n.kind == "constant"]
+
+    @property
+    def control_reads(self) -> frozenset[str]:
+        """The variables (not control variables) whose values the control variables' equations read."""
+        if self._control_reads is None:
+            reads = {i: set(n.deps) | set(n.control_deps) for i, n in self.nodes.items()}
+            seen, frontier = set(), [d for c in CONTROL if c in reads for d in reads[c]]
+            while frontier:
+                item = frontier.pop()
+                if item not in seen:
+                    seen.add(item)
+                    frontier.extend(reads[item])
+            self._control_reads = frozenset(seen - set(CONTROL))
+        return self._control_reads
 
     def control_settings(self, given: dict | None = None, explicit: dict | None = None) -> dict[str, float]:
         """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER: the .mdl's equations, evaluated before the run.
