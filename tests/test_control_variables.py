@@ -93,3 +93,15 @@ def test_a_control_variable_read_from_time_is_refused_by_name():
         model.engine_refusal if model.engine is None else "")
     with pytest.raises(ModelError, match=r"final_time_of_time.mdl: 'FINAL TIME' is computed from Time; migsd needs"):
         model.run()
+
+
+def test_scenarios_of_one_batch_that_need_different_final_times_are_refused(horizon_model, tmp_path):
+    paths = []
+    for name, horizon in (("short", 3), ("long", 4)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'title = "{name}"\ndescription = "horizon {horizon}"\n\n[parameters]\nhorizon = {horizon}\n')
+        paths.append(path)
+    with pytest.raises(ModelError, match=r"run_batch: the scenarios give different time settings"):
+        horizon_model.run_batch(None, scenario=paths)
+    both = horizon_model.run_batch(None, scenario=paths, final_time=6)
+    np.testing.assert_allclose(both["time"], np.arange(2, 7))
