@@ -7,6 +7,8 @@ import xarray as xr
 import migsd
 from migsd.errors import ModelError, ScenarioError
 
+from .conftest import DATA
+
 
 def euler_decay(initial, residence, time_step, times):
     return initial * (1 - time_step / residence) ** (np.asarray(times) / time_step)
@@ -93,12 +95,14 @@ def test_bad_params_fail_before_the_run(decay_model, params, message):
         decay_model.run(params=params)
 
 
-def test_translation_is_cached_outside_the_models_folder(decay_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["decay.mdl", "decay.xmile"])
+def test_translation_is_cached_outside_the_models_folder(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MIGSD_CACHE_DIR", str(tmp_path))
-    fresh = migsd.load_model(decay_model.path)
+    path = DATA / "models" / name
+    fresh = migsd.load_model(path)
     assert tmp_path in fresh._translation.parents
-    assert {p.suffix for p in decay_model.path.parent.iterdir()} == {".mdl"}
-    again = migsd.load_model(decay_model.path)
+    assert {p.suffix for p in path.parent.iterdir()} == {".mdl", ".xmile"}  # nothing written beside the models
+    again = migsd.load_model(path)
     assert again._translation == fresh._translation
 
 

@@ -23,6 +23,8 @@ from .paths import DEFAULT_MODEL
 from .sketch import read_views
 
 CONTROL_VARIABLES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+_CONTROL_KEYS = ("initial_time", "final_time", "time_step", "saveper")
+_CONTROL_NAMES = dict(zip(_CONTROL_KEYS, CONTROL_VARIABLES))
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def cache_dir() -> Path:
 
 
 def translate(mdl_path: Path) -> Path:
-    """The pysd translation of ``mdl_path``, made once per file content and pysd version.
+    """The pysd translation of ``mdl_path`` (a Vensim .mdl or an XMILE file), made once per file content and
+    pysd version.
 
     Before pysd builds it, the .mdl's text is checked (:mod:`migsd.mdlsource`:
     unclosed definitions, undefined names, elements outside their range,
@@ -82,22 +85,36 @@ def translate(mdl_path: Path) -> Path:
     """
     import pysd
 
+    from .engine.compiler import model_format
+
+    kind = model_format(mdl_path)
     digest = _sha256(mdl_path)
     # a translation in the cache is one that passed the checks of the .mdl as they are now (mdlsource)
     checks = _sha256(Path(__file__).with_name("mdlsource.py"))[:16]
-    key = hashlib.sha256(f"{digest}:{pysd.__version__}:{checks}".encode()).hexdigest()[:20]
+    salt = "" if kind == "vensim" else f":{kind}"
+    key = hashlib.sha256(f"{digest}:{pysd.__version__}:{checks}{salt}".encode()).hexdigest()[:20]
     target = cache_dir() / "translations" / key
     py_file = target / "model.py"
     if py_file.exists():
         return py_file
     target.parent.mkdir(parents=True, exist_ok=True)
     text = Path(mdl_path).read_text(encoding="utf-8", errors="replace")
-    # pysd reads nothing after a definition not closed by '|', silently: check that before it reads
-    raise_problems(mdl_path, structure_problems(text))
+    if kind == "vensim":
+        # pysd reads nothing after a definition not closed by '|', silently: check that before it reads
+        raise_problems(mdl_path, structure_problems(text))
     work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=target.parent))
     try:
-        shutil.copyfile(mdl_path, work / "model.mdl")
-        _build(mdl_path, work / "model.mdl", text)
+        source = work / f"model{mdl_path.suffix.lower()}"
+        shutil.copyfile(mdl_path, source)
+        if kind == "vensim":
+            _build(mdl_path, source, text)
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pysd.read_xmile(str(source), initialize=False)
+            except Exception as error:  # pysd raises many kinds for a bad model file
+                raise ModelError(f"{mdl_path}: pysd cannot translate the model: {error}") from error
         try:
             work.rename(target)
         except OSError:
@@ -164,7 +181,11 @@ _PROMOTED = "promoted"
 
 
 def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _PROMOTED) -> "Model":
-    """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
+    """Load a model: a Vensim .mdl or an XMILE file (Stella's .stmx, .xmile, .xml); by default the shipped
+    ``models/migsd.mdl``.
+
+    Both are read by pysd and compiled by the same engine; a construct the engine
+    refuses runs on pysd, with a warning naming it.
 
     ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
     before any scenario; by default, for the shipped model, the one promoted in
@@ -181,6 +202,9 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     mdl_path = Path(path) if path is not None else DEFAULT_MODEL
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
+    from .engine.compiler import model_format
+
+    model_format(mdl_path)
     if calibration == _PROMOTED:
         from .calibration.fit import current
 
@@ -233,7 +257,9 @@ class Model:
     @cached_property
     def variables(self) -> dict[str, Variable]:
         """Every variable of the .mdl, keyed by its canonical name (see :func:`names.canonical`)."""
-        views = {canonical(k): v for k, v in read_views(self.path.read_text(encoding="utf-8")).items()}
+        views = {}
+        if self.path.suffix.lower() == ".mdl":  # an XMILE file's views hold no sectors migsd reads
+            views = {canonical(k): v for k, v in read_views(self.path.read_text(encoding="utf-8")).items()}
         found = {}
         for row in self._template.doc.to_dict("records"):
             name = row["Real Name"]
@@ -269,9 +295,68 @@ class Model:
 
     @cached_property
     def time_settings(self) -> dict[str, float]:
-        """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER as the .mdl sets them."""
-        control = self._template.components._control_vars
-        return {key: float(control[key]()) for key in ("initial_time", "final_time", "time_step", "saveper")}
+        """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER as the .mdl sets them.
+
+        A control variable may be an expression of constants and of the other control
+        variables (``SAVEPER = TIME STEP``); one that changes during the run (reads
+        ``Time`` or a stock) is refused with a :class:`ModelError` naming it.
+        """
+        return self._control_settings(None, {})
+
+    def _control_settings(self, layers, explicit: dict[str, float], values: dict | None = None) -> dict[str, float]:
+        """The control variables of a run: ``explicit`` ones as given, the rest from their equations.
+
+        ``values`` are the engine inputs of the run (constants by identifier, per run);
+        without them they come from ``layers``.
+        """
+        compiled = self.engine
+        if compiled is not None:
+            if values is None:
+                from .engine.batch import base_inputs
+
+                # most models' control variables are numbers: no need to assemble the run's inputs
+                reads = layers is not None and compiled.control_reads
+                values = base_inputs(self, layers)[0] if reads else {}
+            return compiled.control_settings(values, explicit)
+        return self._pysd_control_settings(layers, explicit)
+
+    def _pysd_control_settings(self, layers, explicit: dict[str, float]) -> dict[str, float]:
+        template = self._template
+        self._refuse_changing_controls(template)
+        if layers is not None and layers.values:
+            # a control variable may read a constant the run sets: evaluate it on a model that has it
+            template = self._pysd_model()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                template.set_components(layers.to_pysd(self.time_settings))
+        template.components._init_outer_references({"scope": template, "time": template.time})
+        template.time.set_control_vars(**template.components._control_vars)
+        template.time.set_control_vars(**explicit)
+        settings = {}
+        for key in _CONTROL_KEYS:
+            value = np.asarray(getattr(template.time, key)(), dtype=float)
+            if value.size != 1:
+                raise ModelError(f"{self.path.name}: '{_CONTROL_NAMES[key]}' must be one number, got {value.shape}")
+            settings[key] = float(value.reshape(-1)[0])
+        return settings
+
+    def _refuse_changing_controls(self, pysd_model) -> None:
+        """A control variable read from Time or a stock would change during the run; migsd fixes them before it."""
+        types = {v.py_name: v.kind for v in self.variables.values()}
+        for key in _CONTROL_KEYS:
+            seen, frontier = set(), list(pysd_model.dependencies.get(key, {}))
+            while frontier:
+                item = frontier.pop()
+                if item in seen:
+                    continue
+                seen.add(item)
+                if item == "time" or item.startswith("_") or types.get(item) == "Stateful":
+                    raise ModelError(
+                        f"{self.path.name}: '{_CONTROL_NAMES[key]}' is computed from "
+                        f"{'Time' if item == 'time' else 'a variable that changes during the run'}; migsd needs "
+                        f"control variables fixed before the run: numbers, or expressions of constants and of "
+                        f"the other control variables")
+                frontier.extend(pysd_model.dependencies.get(item, {}))
 
     @cached_property
     def defaults(self) -> dict[str, xr.DataArray]:
@@ -340,21 +425,26 @@ class Model:
             layers.apply(params, source="params=")
         if initial:
             layers.apply_initial(initial, source="initial=")
-        settings = dict(self.time_settings)
-        for key, value in (("time_step", time_step), ("final_time", final_time), ("saveper", saveper)):
-            if value is not None:
-                if not np.isfinite(value) or value <= 0:
-                    raise ModelError(f"{key} must be a positive number, got {value!r}")
-                settings[key] = float(value)
-        if time_step is not None and saveper is None:
+        explicit = _explicit_settings(time_step, final_time, saveper)
+        settings = self._checked_settings(self._control_settings(layers, explicit), explicit)
+        return resolved, layers, settings
+
+    def _checked_settings(self, settings: dict[str, float], explicit: dict[str, float]) -> dict[str, float]:
+        settings = dict(settings)
+        for key in ("time_step", "saveper"):
+            if key not in explicit and not (np.isfinite(settings[key]) and settings[key] > 0):
+                raise ModelError(
+                    f"{self.path.name}: '{_CONTROL_NAMES[key]}' comes out as {settings[key]:g}; it must be a "
+                    f"positive number")
+        if "time_step" in explicit and "saveper" not in explicit:
             settings["saveper"] = max(settings["saveper"], settings["time_step"])
         if settings["final_time"] <= settings["initial_time"]:
             raise ModelError(
                 f"final_time {settings['final_time']:g} must be after INITIAL TIME {settings['initial_time']:g}"
             )
-        if any(value is not None for value in (time_step, final_time, saveper)):
+        if explicit:
             _check_steps(settings)
-        return resolved, layers, settings
+        return settings
 
     def run(
         self,
@@ -538,11 +628,19 @@ class Model:
         compiled = self.engine
         if compiled is None:
             raise ModelError(f"{self._refusal_at}: {self.engine_refusal}; run_batch needs the batched engine")
-        prepared, parts = [], []
+        prepared, parts, shared_settings = [], [], None
         for one in scenarios:
             resolved, layers, settings = self._prepare(one, None, initial, time_step, final_time, saveper)
             values, initial_values = base_inputs(self, layers)
             runs = batch_inputs(self, params, values, initial_values) if params is not None else 1
+            if params is not None and compiled.control_reads:  # a control variable may read a constant set here
+                explicit = _explicit_settings(time_step, final_time, saveper)
+                settings = self._checked_settings(compiled.control_settings(values, explicit), explicit)
+            if prepared and settings != shared_settings:
+                raise ModelError(
+                    f"run_batch: the scenarios give different time settings ({shared_settings} and {settings}); "
+                    f"a batch shares one time axis, so run them apart")
+            shared_settings = settings
             for name in params.data_vars if params is not None else ():
                 layers.sources.append(f"run_batch params['{name}']")
             prepared.append((resolved, layers))
@@ -692,6 +790,17 @@ def _check_steps(settings: dict) -> None:
             fitting = span / max(1, math.ceil(ratio))
             raise ModelError(f"time_step {step:g} does not divide {what}: {consequence}; "
                              f"choose a time step that divides it, e.g. {fitting:g}")
+
+
+def _explicit_settings(time_step, final_time, saveper) -> dict[str, float]:
+    """The control variables a caller sets, checked."""
+    explicit = {}
+    for key, value in (("time_step", time_step), ("final_time", final_time), ("saveper", saveper)):
+        if value is not None:
+            if not np.isfinite(value) or value <= 0:
+                raise ModelError(f"{key} must be a positive number, got {value!r}")
+            explicit[key] = float(value)
+    return explicit
 
 
 def _by_scenario(dataset: xr.Dataset, scenarios: list, layers: list, run_coord) -> xr.Dataset:

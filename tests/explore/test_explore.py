@@ -4,6 +4,7 @@ import asyncio
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import param
@@ -290,3 +291,118 @@ def test_picking_a_scenario_puts_every_slider_where_that_scenario_starts_and_rer
     assert page.values() == start_values(model, controls, resolve_scenario("iom_south_south"))
     expected = float(model.run(scenario="iom_south_south", return_columns=["Restrictiveness"])[YIELD_VARIABLE])
     assert f"data-year='{expected:.0f}'" in page.yield_text.object and "Moved: none" in page.status.object
+
+
+class _Release:
+    """The event a slider sends when let go (``value_throttled``)."""
+
+    def __init__(self, widget):
+        self.obj, self.name, self.new = widget, "value_throttled", widget.value
+
+
+def _slow_counted(monkeypatch, runner, seconds=0.3):
+    """Record each engine call (the explored scenario's 'tightening time', or None when skipped as stale)."""
+    compared, spread, running = [], [], []
+    real_compare, real_spread = runner.compare, runner.spread
+
+    def compare(explored, *args, **kwargs):
+        running.append(1)
+        assert len(running) == 1, "one engine call at a time"
+        outcome = real_compare(explored, *args, **kwargs)
+        time.sleep(seconds)  # an engine slower than the hand, so moves pile up while it runs
+        running.pop()
+        compared.append(explored.parameters.get("tightening time") if outcome is not None else None)
+        return outcome
+
+    def spreading(*args, **kwargs):
+        spread.append(args)
+        return real_spread(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "compare", compare)
+    monkeypatch.setattr(runner, "spread", spreading)
+    return compared, spread
+
+
+async def _until_followed(page):
+    await asyncio.sleep(page.follow_interval)
+    while page._follower is not None and not page._follower.done():
+        await asyncio.sleep(0.02)
+
+
+def test_a_held_slider_is_followed_to_its_latest_position_one_run_at_a_time_lines_only(explorer, monkeypatch):
+    page = Page(explorer)
+    asyncio.run(page.rerun())
+    full_before = page._full
+    compared, spread = _slow_counted(monkeypatch, explorer.runner)
+    slider = page.sliders["tightening time"]
+    positions = [3 + 0.25 * k for k in range(17)]  # 3 ... 7, a move every 20 ms
+
+    async def drag():
+        for value in positions:
+            slider.value = value
+            await asyncio.sleep(0.02)
+        await _until_followed(page)
+
+    asyncio.run(asyncio.wait_for(drag(), timeout=120))
+    assert 1 <= len(compared) < len(positions) / 2, compared  # passed positions were never run
+    assert compared[-1] == 7 and None not in compared  # the latest position, and no run went stale
+    assert compared == sorted(compared)  # each run for where the slider was then, in order
+    assert spread == [], "the band waits for the release"
+    assert "once the slider is let go" in page.yield_text.object
+    assert "data-kind='follow'" in page.status.object and "data-stage='lines'" in page.status.object
+    assert f"data-full='{full_before}'" in page.status.object
+    assert "tightening time: 4 -&gt; 7 Year" in page.status.object
+
+    runs_while_held = len(compared)
+    asyncio.run(page._changed(_Release(slider)))  # let go where it was last drawn
+    assert len(compared) == runs_while_held and len(spread) == 1  # the lines drawn already; only the band runs
+    assert "data-kind='full'" in page.status.object and "data-stage='done'" in page.status.object
+    assert f"data-full='{full_before + 1}'" in page.status.object and not page._held
+
+
+def test_a_release_right_after_a_move_is_left_to_the_full_update(explorer, monkeypatch):
+    page = Page(explorer)
+    asyncio.run(page.rerun())
+    compared, spread = _slow_counted(monkeypatch, explorer.runner, seconds=0)
+    slider = page.sliders["tightening time"]
+
+    async def typed():  # a typed value sends its move and its release together
+        slider.value = 6
+        await page._changed(_Release(slider))
+        await _until_followed(page)
+
+    asyncio.run(asyncio.wait_for(typed(), timeout=120))
+    assert compared == [6] and len(spread) == 1
+    assert "data-kind='full'" in page.status.object and "data-stage='done'" in page.status.object
+
+
+def test_a_held_slider_beyond_its_range_is_refused_before_running(explorer, monkeypatch):
+    page = Page(explorer)
+    asyncio.run(page.rerun())
+    compared, spread = _slow_counted(monkeypatch, explorer.runner, seconds=0)
+
+    async def beyond():
+        page.sliders["present bias weight"].value = 1.5
+        await _until_followed(page)
+
+    asyncio.run(asyncio.wait_for(beyond(), timeout=60))
+    assert compared == [] and spread == [] and page.error.visible
+    assert "&#x27;present bias weight&#x27; = 1.5 is outside its range [0.3, 1]" in page.error.object
+
+
+def test_a_release_while_its_lines_are_running_waits_for_them_instead_of_running_again(explorer, monkeypatch):
+    page = Page(explorer)
+    asyncio.run(page.rerun())
+    compared, spread = _slow_counted(monkeypatch, explorer.runner, seconds=0.5)
+    slider = page.sliders["tightening time"]
+
+    async def hold_then_let_go():
+        slider.value = 7
+        await asyncio.sleep(page.follow_interval + 0.2)
+        assert page._running is not None and not page._running[1].done(), "the follow update should be running"
+        await page._changed(_Release(slider))
+        await _until_followed(page)
+
+    asyncio.run(asyncio.wait_for(hold_then_let_go(), timeout=120))
+    assert compared == [7] and len(spread) == 1
+    assert "data-kind='full'" in page.status.object and "data-stage='done'" in page.status.object

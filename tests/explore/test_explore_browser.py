@@ -14,7 +14,19 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from migsd.explore.drive import REPO, browser_page, explorer_server, find_chromium, status, time_move, wait_for_stage
+from migsd.explore.drive import (
+    REPO,
+    browser_page,
+    explorer_server,
+    find_chromium,
+    full_updates,
+    handle_position,
+    status,
+    time_held_moves,
+    time_move,
+    wait_for_full,
+    wait_for_stage,
+)
 from migsd.indicators import YIELD_VARIABLE
 
 ARTEFACTS = Path(os.environ.get("MIGSD_ARTEFACTS", REPO / "outputs" / "test-artefacts")) / "explorer"
@@ -101,3 +113,33 @@ def test_a_value_outside_its_range_is_refused_on_the_page_not_clamped(page):
     box.press("Enter")
     wait_for_stage(page, update + 2, "lines")  # the refused update counted, then this one ran
     assert error.count() == 0 or not error.is_visible()
+
+
+def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page, record_property):
+    chart = page.locator(".chart-Restrictiveness")
+    chart.scroll_into_view_if_needed()
+    before = chart.screenshot()
+    update, full = status(page)[0], full_updates(page)
+    x, y, track = handle_position(page, "border_enforcement_North_")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    try:
+        page.mouse.move(track["x"] + track["width"] * 0.15, y, steps=4)
+        page.wait_for_selector(".run-status[data-kind='follow'][data-stage='lines']", timeout=60_000,
+                               state="attached")
+        page.wait_for_timeout(300)  # (the follower settles on the latest position)
+        held_update, stage = status(page)
+        assert held_update > update and full_updates(page) == full, "nothing but follow updates while held"
+        assert "border enforcement[North]" in page.locator(".run-status").inner_text()
+        assert "once the slider is let go" in page.locator(".yield-band").inner_text(), "the band waits"
+        chart.scroll_into_view_if_needed()
+        assert chart.screenshot() != before, "the chart did not follow the held slider"
+        page.screenshot(path=ARTEFACTS / "05-held.png", full_page=True)
+    finally:
+        page.mouse.up()
+    wait_for_full(page, full + 1, "done")
+    assert "let go" not in page.locator(".yield-band").inner_text()
+
+    seconds = time_held_moves(page, "border_enforcement_North_", [0.3, 0.6, 0.9, 0.5])
+    record_property("figure: explorer, movement to redrawn charts while held (s, each of 4)",
+                    ", ".join(f"{s:.2f}" for s in seconds))

@@ -111,6 +111,7 @@ class Engine:
     compiled: CompiledModel
     cache: Path | None = None
     _modules: dict = field(default_factory=dict, repr=False)
+    _control_reads: frozenset | None = field(default=None, repr=False)
 
     @property
     def nodes(self) -> dict[str, Node]:
@@ -119,14 +120,75 @@ class Engine:
     def constants(self) -> list[str]:
         return [i for i, n in self.nodes.items() if n.kind == "constant"]
 
-    def control_settings(self) -> dict[str, float]:
-        """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER as the .mdl sets them."""
-        namespace: dict = {"np": np, **HELPERS}
+    @property
+    def control_reads(self) -> frozenset[str]:
+        """The variables (not control variables) whose values the control variables' equations read."""
+        if self._control_reads is None:
+            reads = {i: set(n.deps) | set(n.control_deps) for i, n in self.nodes.items()}
+            seen, frontier = set(), [d for c in CONTROL if c in reads for d in reads[c]]
+            while frontier:
+                item = frontier.pop()
+                if item not in seen:
+                    seen.add(item)
+                    frontier.extend(reads[item])
+            self._control_reads = frozenset(seen - set(CONTROL))
+        return self._control_reads
+
+    def control_settings(self, given: dict | None = None, explicit: dict | None = None) -> dict[str, float]:
+        """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER: the .mdl's equations, evaluated before the run.
+
+        A control variable may be an expression of constants and of the other control
+        variables (``SAVEPER = TIME STEP``, ``FINAL TIME = INITIAL TIME + horizon``).
+        ``given`` holds the run's constants (engine inputs: arrays with a leading run
+        axis), ``explicit`` control variables set by the caller, which replace their
+        equations; the others follow from them. Every control variable must come out
+        as one number, the same in every run.
+        """
+        given, explicit = given or {}, explicit or {}
+        nodes = self.nodes
         for ident in CONTROL:
-            if ident not in self.nodes:
+            if ident not in nodes:
                 raise ModelError(f"{self.compiled.source}: the .mdl does not define {ident.upper().replace('_', ' ')}")
-            exec("\n".join(self.nodes[ident].code), namespace)
-        return {ident: float(np.asarray(namespace[f"v_{ident}"]).reshape(-1)[0]) for ident in CONTROL}
+        reads = {i: set(n.deps) | set(n.control_deps) for i, n in nodes.items()}
+        closure = {}
+        for ident in CONTROL:
+            seen, frontier = set(), [d for d in reads[ident] if ident not in explicit]
+            while frontier:
+                item = frontier.pop()
+                if item in seen:
+                    continue
+                seen.add(item)
+                if item not in explicit and item not in given:
+                    frontier.extend(reads[item])
+            closure[ident] = seen
+        needed = set(CONTROL).union(*closure.values())
+        order = _toposort(sorted(needed, key=lambda i: nodes[i].order),
+                          {i: reads[i] & needed for i in needed}, "control variables")
+        namespace: dict = {"np": np, **HELPERS, **self.compiled.tables}
+        for ident in order:
+            if ident in CONTROL and ident in explicit:
+                namespace[f"v_{ident}"] = float(explicit[ident])
+            elif ident not in CONTROL and ident in given:
+                value = given[ident]
+                if isinstance(value, tuple):
+                    users = [nodes[c].name for c in CONTROL if ident in closure[c]]
+                    raise ModelError(
+                        f"'{users[0]}' is computed from '{nodes[ident].name}', which is given as points over time; "
+                        f"a control variable is one number for the whole run, so give '{nodes[ident].name}' "
+                        f"one number")
+                namespace[f"v_{ident}"] = value
+            else:
+                exec("\n".join(nodes[ident].code), namespace)
+        settings = {}
+        for ident in CONTROL:
+            value = np.asarray(namespace[f"v_{ident}"], dtype=float).reshape(-1)
+            if not np.all(value == value[0]):
+                sources = sorted(nodes[d].name for d in closure[ident] if d in given)
+                raise ModelError(
+                    f"'{nodes[ident].name}' is computed from {sources}, which differ between runs; a batch shares "
+                    f"one time axis, so give them one value for every run (or set {ident} explicitly)")
+            settings[ident] = float(value[0])
+        return settings
 
     def module(self, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
                keep: frozenset[str] | None = None):

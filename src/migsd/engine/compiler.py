@@ -116,6 +116,7 @@ class Node:
     order: int = 0
     lookup_type: str = ""
     internal: bool = False  # a part of another variable's equation, computed once (not a .mdl variable)
+    control_deps: set[str] = field(default_factory=set)  # the control variables its equation reads
 
 
 @dataclass
@@ -142,15 +143,36 @@ class _Context:
         return _Context(self.node, self.tokens, self.def_subs, sink)
 
 
+#: Model files pysd reads: Vensim's, and XMILE (Stella, and others that write the standard).
+VENSIM_SUFFIXES = (".mdl",)
+XMILE_SUFFIXES = (".xmile", ".xml", ".stmx")
+
+
+def model_format(path: Path) -> str:
+    """'vensim' or 'xmile', from the file's suffix; a :class:`ModelError` for any other file."""
+    suffix = Path(path).suffix.lower()
+    if suffix in VENSIM_SUFFIXES:
+        return "vensim"
+    if suffix in XMILE_SUFFIXES:
+        return "xmile"
+    raise ModelError(
+        f"{Path(path).name}: not a model file pysd reads; give a Vensim {', '.join(VENSIM_SUFFIXES)} "
+        f"or an XMILE {', '.join(XMILE_SUFFIXES)} file")
+
+
 def parse_abstract(mdl_path: Path):
-    """pysd's abstract model of a .mdl (its parser's notices silenced; they concern its own code generation)."""
-    from pysd.translators.vensim.vensim_file import VensimFile
+    """pysd's abstract model of a .mdl or XMILE file (its parser's notices silenced; they concern its own
+    code generation)."""
+    if model_format(mdl_path) == "xmile":
+        from pysd.translators.xmile.xmile_file import XmileFile as Reader
+    else:
+        from pysd.translators.vensim.vensim_file import VensimFile as Reader
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        vensim_file = VensimFile(str(mdl_path))
-        vensim_file.parse()
-        return vensim_file.get_abstract_model()
+        model_file = Reader(str(mdl_path))
+        model_file.parse()
+        return model_file.get_abstract_model()
 
 
 def compile_mdl(mdl_path: Path) -> CompiledModel:
@@ -270,8 +292,10 @@ class _Compiler:
         if node.kind == "control":
             if len(blocks) != 1 or blocks[0][2].dims:
                 raise UnsupportedConstruct(node.name, "a subscripted control variable")
-            if node.uses_time or node.deps or node.reads_states:
+            if node.uses_time or node.reads_states:
                 raise UnsupportedConstruct(node.name, "a control variable computed from other variables or Time")
+            # constants and other control variables are allowed (SAVEPER = TIME STEP); what
+            # the constants depend on is checked once every variable is classified
             node.code = [f"v_{node.ident} = {blocks[0][2].code}"]
             return
         node.code = self._assemble(node, blocks)
@@ -573,6 +597,7 @@ class _Compiler:
         ident = self.by_clean[name]
         node = self.nodes[ident]
         if node.kind == "control":
+            ctx.node.control_deps.add(ident)
             return Expr(f"v_{ident}", (), literal=True, invariant=True)
         if node.kind == "lookup":
             raise UnsupportedConstruct(ctx.node.name, f"the lookup '{node.name}' used as a value")
@@ -682,6 +707,13 @@ class _Compiler:
             if a.literal:
                 raise UnsupportedConstruct(ctx.node.name, f"{name.upper()} of a number")
             return Expr(self._reduce(name, a), tuple(d for d in a.dims if not d.endswith("!")))
+        if name in ("vmin_xmile", "vmax_xmile"):  # XMILE's one-argument MIN/MAX: over every range of an array
+            if len(args) != 1 or args[0].literal or not args[0].dims:
+                raise UnsupportedConstruct(ctx.node.name, f"{name[:4].upper()} of XMILE with {len(args)} argument(s)"
+                                           " other than one array")
+            (a,) = args
+            every = Expr(a.code, tuple(d if d.endswith("!") else d + "!" for d in a.dims), invariant=a.invariant)
+            return Expr(self._reduce(name[:4], every), ())
         if name == "elmcount":
             (a,) = args
             if len(a.dims) != 1:
@@ -1031,6 +1063,12 @@ class _Compiler:
         for state in self.states.values():
             if state.is_stock:
                 self.nodes[state.owner].is_stock = True
+        for node in self.nodes.values():
+            if node.kind == "control":
+                changing = sorted(self.nodes[d].name for d in node.deps if self.nodes[d].kind == "dynamic")
+                if changing:
+                    raise UnsupportedConstruct(
+                        node.name, f"a control variable computed from variables that change over time ({changing})")
 
 
 _COMPOUND = {"ArithmeticStructure", "LogicStructure", "CallStructure", "InlineLookupsStructure"}

@@ -40,6 +40,9 @@ log = logging.getLogger("migsd.explore")
 
 STATUS_QUO = "status_quo"
 EXPLORED = "explored"
+#: While a slider is held, the page reruns for where it is at most this often (seconds), one run at a time;
+#: positions passed meanwhile are never run (only the latest counts), and releasing it runs the full update.
+FOLLOW_INTERVAL = 0.05
 
 
 @dataclass
@@ -116,7 +119,14 @@ class Page:
     def __init__(self, explorer: Explorer, scenario: str = STATUS_QUO):
         self.explorer = explorer
         self._update = 0  # the latest update asked for; older ones are dropped when they finish
+        self._full = 0  # updates that draw the band too (loads, releases, picks), as the page counts them
         self._resetting = False
+        self._held: set[int] = set()  # widgets moved and not yet released
+        self._asked = None  # the page's values when the latest update was asked for
+        self._lines = None  # (values, outcome) of the latest lines run
+        self._running = None  # (values, task) of the lines being run
+        self._follower: asyncio.Future | None = None
+        self.follow_interval = FOLLOW_INTERVAL
         explorer.scenario(scenario)
         self.picker = pn.widgets.Select(
             label="Scenario", options={s.title: name for name, s in explorer.scenarios.items()}, value=scenario,
@@ -147,9 +157,10 @@ class Page:
                                    sizing_mode="stretch_width")
         self.charts = ChartSet(explorer.model, explorer.labels, explorer.times)
 
-        self._watchers = [(slider, slider.param.watch(self._changed, "value_throttled"))
-                          for slider in self.sliders.values()]
-        self._watchers.append((self.phase, self.phase.param.watch(self._changed, "value_throttled")))
+        self._watchers = []
+        for widget in [*self.sliders.values(), self.phase]:
+            self._watchers.append((widget, widget.param.watch(self._changed, "value_throttled")))
+            self._watchers.append((widget, widget.param.watch(self._dragged, "value")))
         self._watchers.append((self.picker, self.picker.param.watch(self._picked, "value")))
         self.save_button.on_click(self._save)
 
@@ -224,10 +235,43 @@ class Page:
 
     # ---- callbacks
 
+    def snapshot(self) -> tuple:
+        """Everything an update depends on: scenario, phase-in and every control's value."""
+        return self.picker.value, tuple(self.phase.value), tuple(self.values().items())
+
     async def _changed(self, *events):
+        """A slider released (or a value typed): the full update, band included."""
+        for event in events:
+            self._held.discard(id(event.obj))
         if self._resetting:
             return
         await self.rerun()
+
+    def _dragged(self, *events):
+        """A slider moved while held: follow it, throttled, with the lines only (the band waits for the release)."""
+        if self._resetting:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # set from Python outside the server's loop: no hand holds it
+            return
+        for event in events:
+            self._held.add(id(event.obj))
+        if self._follower is None or self._follower.done():
+            self._follower = loop.create_task(self.follow())
+
+    async def follow(self) -> None:
+        """While a control is held and has moved since the last update, rerun for where it is now.
+
+        One update at a time: each waits for the one before, so positions passed
+        meanwhile are never run; a release (or typed value) arriving within
+        :attr:`follow_interval` is left to its own full update.
+        """
+        while True:
+            await asyncio.sleep(self.follow_interval)
+            if not self._held or self.snapshot() == self._asked:
+                return
+            await self.rerun(band=False)
 
     async def _picked(self, event):
         try:
@@ -243,10 +287,18 @@ class Page:
             self._resetting = False
         await self.rerun()
 
-    async def rerun(self) -> None:
-        """Check the page, run the explored scenario and the status quo, redraw; then the ensemble band."""
+    async def rerun(self, band: bool = True) -> None:
+        """Check the page, run the explored scenario and the status quo, redraw; then (``band``) the ensemble band.
+
+        ``band=False`` is an update while a slider is held: the lines only, counted
+        apart from full updates (``data-full`` on the status).
+        """
         self._update += 1
         ticket = self._update
+        if band:
+            self._full += 1
+        full, kind = self._full, "full" if band else "follow"
+        values = self._asked = self.snapshot()
 
         def wanted() -> bool:  # no newer update was asked for meanwhile
             return ticket == self._update
@@ -257,10 +309,9 @@ class Page:
             return
         changes = asked.changes
         with pn.io.unlocked():
-            self.status.object = _status_html(ticket, "running", "running", changes)
+            self.status.object = _status_html(ticket, "running", "running", changes, full=full, kind=kind)
         try:
-            outcome = await asyncio.to_thread(self.explorer.runner.compare, asked.explored, asked.status_quo,
-                                              asked.status_quo_key, wanted)
+            outcome = await self._lines_for(values, asked, wanted)
         except Exception as error:  # the page stays up and says why; the server log keeps the traceback
             self._failed(error)
             return
@@ -270,9 +321,11 @@ class Page:
             self.error.visible = False
             self.charts.show_runs(outcome.runs, EXPLORED, STATUS_QUO)
             self.charts.show_band(None)
-            self.yield_text.object = _yield_html(outcome.runs, None, self.explorer.runner.member_count)
+            self.yield_text.object = _yield_html(outcome.runs, None, self.explorer.runner.member_count, held=not band)
             self.status.object = _status_html(ticket, "lines", f"{outcome.count} run(s) in {outcome.seconds:.2f} s",
-                                              changes)
+                                              changes, full=full, kind=kind)
+        if not band:
+            return
         try:
             band = await asyncio.to_thread(self.explorer.runner.spread, asked.explored, asked.fixed, wanted)
         except Exception as error:  # as above
@@ -283,12 +336,35 @@ class Page:
         timing = f"{outcome.count} run(s) in {outcome.seconds:.2f} s"
         with pn.io.unlocked():
             if band is None:
-                self.status.object = _status_html(ticket, "done", f"{timing}; no calibrated ensemble", changes)
+                self.status.object = _status_html(ticket, "done", f"{timing}; no calibrated ensemble", changes,
+                                                  full=full, kind=kind)
                 return
             self.charts.show_band(band.runs)
             self.yield_text.object = _yield_html(outcome.runs, band.runs, self.explorer.runner.member_count)
             self.status.object = _status_html(
-                ticket, "done", f"{timing}; ensemble: {band.count} distinct members in {band.seconds:.2f} s", changes)
+                ticket, "done", f"{timing}; ensemble: {band.count} distinct members in {band.seconds:.2f} s", changes,
+                full=full, kind=kind)
+
+    async def _lines_for(self, values: tuple, asked: "Request", wanted):
+        """The explored scenario's and the status quo's runs for the page's ``values``, run at most once.
+
+        A slider is usually let go where it was last drawn, or while the update for
+        where it stopped is still running: the release then reuses those runs
+        instead of running them again.
+        """
+        if self._lines is not None and self._lines[0] == values:
+            return self._lines[1]
+        if self._running is not None and self._running[0] == values:
+            outcome = await asyncio.shield(self._running[1])
+            if outcome is not None:
+                return outcome
+        task = asyncio.ensure_future(asyncio.to_thread(self.explorer.runner.compare, asked.explored,
+                                                       asked.status_quo, asked.status_quo_key, wanted))
+        self._running = (values, task)
+        outcome = await task
+        if outcome is not None:  # right for these values even when a newer update made it stale
+            self._lines = (values, outcome)
+        return outcome
 
     def _failed(self, error: Exception) -> None:
         log.error("explorer run failed", exc_info=error)
@@ -348,7 +424,7 @@ def _year(value) -> str:
     return "never (by the end of the run)" if math.isnan(value) else f"{value:.0f}"
 
 
-def _yield_html(runs, band, members: int | None) -> str:
+def _yield_html(runs, band, members: int | None, held: bool = False) -> str:
     if runs is None:
         return "<div class='yield-year'>Running…</div>"
     explored = float(runs[YIELD_VARIABLE].sel(scenario=EXPLORED)) if YIELD_VARIABLE in runs else math.nan
@@ -373,7 +449,7 @@ def _yield_html(runs, band, members: int | None) -> str:
         else:
             spread = f"calibrated ensemble: yields in none of {years.size} members"
     elif members:
-        spread = f"calibrated ensemble ({members} members): running…"
+        spread = f"calibrated ensemble ({members} members): " + ("once the slider is let go" if held else "running…")
     return (f"<div class='yield-year' data-year='{'' if math.isnan(explored) else f'{explored:.0f}'}'>"
             f"<span class='yield-headline' style='font-size:1.8em;font-weight:600'>{headline}"
             f"<span class='yield-value'>{shown}</span></span><br>"
@@ -381,9 +457,11 @@ def _yield_html(runs, band, members: int | None) -> str:
             + (f"<br><span class='yield-band'>{html.escape(spread)}</span>" if spread else "") + "</div>")
 
 
-def _status_html(update: int, stage: str, timing: str, changes=()) -> str:
+def _status_html(update: int, stage: str, timing: str, changes=(), *, full: int = 0, kind: str = "full") -> str:
     changed = "; ".join(changes) if changes else "none"
-    return (f"<div class='run-status' data-update='{update}' data-stage='{stage}'><small>Update {update}: "
+    held = " (following the slider)" if kind == "follow" else ""
+    return (f"<div class='run-status' data-update='{update}' data-stage='{stage}' data-full='{full}' "
+            f"data-kind='{kind}'><small>Update {update}{held}: "
             f"{html.escape(timing)}. Moved: {html.escape(changed)}.</small></div>")
 
 

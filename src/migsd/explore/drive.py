@@ -1,4 +1,4 @@
-"""Drive the explorer's page in a headless browser: start a server, move a slider, time the redraw.
+"""Drive the explorer's page in a headless browser: start a server, move or hold a slider, time the redraw.
 
 For the end-to-end tests and ``benchmarks/explorer_latency.py``. Needs Playwright
 (the ``test`` extra) and a system Chromium (Debian: ``apt-get install chromium``);
@@ -91,19 +91,34 @@ def status(page) -> tuple[int, str]:
     return int(element.get_attribute("data-update")), element.get_attribute("data-stage")
 
 
+def full_updates(page) -> int:
+    """How many full updates (band included: the load, releases, typed values, picks) the page has run."""
+    return int(page.locator(".run-status").get_attribute("data-full"))
+
+
 def wait_for_stage(page, update: int, stage: str, timeout_ms: float = 60_000) -> None:
     page.wait_for_selector(f".run-status[data-update='{update}'][data-stage='{stage}']", timeout=timeout_ms,
                            state="attached")
 
 
-def drag(page, css_key: str, share: float) -> float:
-    """Drag the slider of control ``css_key`` to ``share`` of its track; returns the release time (perf_counter)."""
+def wait_for_full(page, full: int, stage: str, timeout_ms: float = 60_000) -> None:
+    page.wait_for_selector(f".run-status[data-full='{full}'][data-kind='full'][data-stage='{stage}']",
+                           timeout=timeout_ms, state="attached")
+
+
+def handle_position(page, css_key: str) -> tuple[float, float, dict]:
+    """Where the handle of control ``css_key``'s slider is (x, y), and its track's bounding box."""
     handle = page.locator(f".control-{css_key} .noUi-handle")
     handle.scroll_into_view_if_needed()
     box = handle.bounding_box()
     track = page.locator(f".control-{css_key} .noUi-base").bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] / 2, y)
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, track
+
+
+def drag(page, css_key: str, share: float) -> float:
+    """Drag the slider of control ``css_key`` to ``share`` of its track; returns the release time (perf_counter)."""
+    x, y, track = handle_position(page, css_key)
+    page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(track["x"] + track["width"] * share, y, steps=8)
     released = time.perf_counter()
@@ -113,9 +128,58 @@ def drag(page, css_key: str, share: float) -> float:
 
 def time_move(page, css_key: str, share: float) -> tuple[float, float]:
     """Seconds from releasing a slider to redrawn charts, and to the redrawn ensemble band."""
-    update, _ = status(page)
+    full = full_updates(page)
     released = drag(page, css_key, share)
-    wait_for_stage(page, update + 1, "lines")
+    wait_for_full(page, full + 1, "lines")
     lines = time.perf_counter() - released
-    wait_for_stage(page, update + 1, "done")
+    wait_for_full(page, full + 1, "done")
     return lines, time.perf_counter() - released
+
+
+def time_held_moves(page, css_key: str, shares) -> list[float]:
+    """Hold a slider and move it to each share of its track in turn: seconds from each movement to the charts
+    redrawn for it, while still held; then release it and wait for the full update."""
+    x, y, track = handle_position(page, css_key)
+    full = full_updates(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    seconds = []
+    try:
+        for share in shares:
+            update, _ = status(page)
+            moved = time.perf_counter()
+            page.mouse.move(track["x"] + track["width"] * share, y)
+            page.wait_for_selector(f".run-status[data-update='{update + 1}'][data-kind='follow'][data-stage='lines']",
+                                   timeout=60_000, state="attached")
+            seconds.append(time.perf_counter() - moved)
+    finally:
+        page.mouse.up()
+    wait_for_full(page, full + 1, "done")
+    return seconds
+
+
+def count_redraws_while_dragging(page, css_key: str, start: float, end: float, *, seconds: float = 2.0,
+                                 moves: int = 40) -> tuple[int, int]:
+    """Drag a slider steadily from ``start`` to ``end`` (shares of its track) over ``seconds``: how many times the
+    charts were redrawn for it before the hand stopped, and how many updates had begun by then. Released, and the
+    full update awaited, before returning."""
+    x, y, track = handle_position(page, css_key)
+    full = full_updates(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    try:
+        page.mouse.move(track["x"] + track["width"] * start, y)
+        first, _ = status(page)
+        began = time.perf_counter()
+        for k in range(1, moves + 1):
+            page.mouse.move(track["x"] + track["width"] * (start + (end - start) * k / moves), y)
+            pause = began + seconds * k / moves - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        last, stage = status(page)
+        begun = last - first
+        redraws = begun - (stage != "lines" and begun > 0)
+    finally:
+        page.mouse.up()
+    wait_for_full(page, full + 1, "done")
+    return redraws, begun
