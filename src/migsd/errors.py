@@ -15,3 +15,7 @@ class ScenarioError(MigsdError, ValueError):
 
 class DataError(MigsdError, ValueError):
     """Calibration data are missing or inconsistent."""
+
+
+class AnalysisError(MigsdError, ValueError):
+    """A loops or channels file, or a request to analyse a model, is invalid."""
