@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,8 +274,8 @@ class _Reducer:
     def begin(self, start: int, rows: int):
         self.start, self.rows = start, rows
         if self.quantiles is not None:
-            self.chunk_parts.append((np.full((rows, len(self.steps), len(self.loops)), np.nan, dtype=np.float32),
-                                     np.full((rows, len(self.steps), len(self.loops)), np.nan, dtype=np.float32)))
+            shape = (len(self.quantiles), len(self.steps), len(self.loops))
+            self.chunk_parts.append((rows, np.full(shape, np.nan), np.full(shape, np.nan)))
 
     def __call__(self, n: int, scores: np.ndarray) -> None:
         t = self.steps.get(n)
@@ -292,9 +293,12 @@ class _Reducer:
             self.score[rows, t] = loop
             self.relative[rows, t] = relative
         if self.quantiles is not None:
-            # a chunk's runs in single precision until its quantiles are taken: runs x saved times x loops
-            self.chunk_parts[-1][0][:, t] = loop
-            self.chunk_parts[-1][1][:, t] = relative
+            # reduced at once: only quantiles x loops per step and chunk are kept
+            q = np.asarray(self.quantiles, dtype=float)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+                self.chunk_parts[-1][1][:, t] = np.nanquantile(loop, q, axis=0)
+                self.chunk_parts[-1][2][:, t] = np.nanquantile(relative, q, axis=0)
         if self.variable_loops is not None and self.variable_loops.any():
             magnitude = np.where(self.variable_loops[None], np.abs(np.nan_to_num(relative)), -1.0)
             best = np.argmax(magnitude, axis=1)
@@ -335,14 +339,18 @@ def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray,
         data["loop score"] = (dims, score, score_attrs)
         data["relative loop score"] = (dims, relative, relative_attrs)
     if quantiles is not None:
-        scores = np.concatenate([p[0] for p in reducer.chunk_parts]).astype(float)
-        relatives = np.concatenate([p[1] for p in reducer.chunk_parts]).astype(float)
+        # exact over one chunk of runs; over several, the chunks' quantiles weighted by their runs
+        weights = np.asarray([p[0] for p in reducer.chunk_parts], dtype=float)
+        weights = weights / weights.sum()
+        scores = sum(w * p[1] for w, p in zip(weights, reducer.chunk_parts))
+        relatives = sum(w * p[2] for w, p in zip(weights, reducer.chunk_parts))
         q = np.asarray(quantiles, dtype=float)
-        with np.errstate(all="ignore"):
-            data["loop score"] = (("quantile", "time", "loop"), np.nanquantile(scores, q, axis=0), score_attrs)
-            data["relative loop score"] = (("quantile", "time", "loop"), np.nanquantile(relatives, q, axis=0),
-                                           relative_attrs)
+        data["loop score"] = (("quantile", "time", "loop"), scores, score_attrs)
+        data["relative loop score"] = (("quantile", "time", "loop"), relatives, relative_attrs)
         coords["quantile"] = q
+        if len(weights) > 1:
+            score_attrs["quantiles"] = relative_attrs["quantiles"] = (
+                f"over {len(weights)} chunks of runs: each chunk's quantiles, weighted by its runs (approximate)")
     if reducer.link_scores is not None:
         edges = loop_set.structure.edges()
         texts = [f"{loop_set.labels[s]} -> {loop_set.labels[t]}" for s, t in (edges[c] for c in chosen)]
@@ -375,7 +383,7 @@ def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray,
             data["dominant loop"] = (("time",), text[0].astype(str),
                                      {"long_name": "dominant loop", "description":
                                       f"loop with the largest absolute relative score through {variable}"})
-    if runs is not None:
+    if runs is not None and any("run" in v[0] for v in data.values()):
         coords["run"] = run_coord
     dataset = xr.Dataset(data, coords=coords, attrs=attrs)
     return dataset
