@@ -321,7 +321,7 @@ def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray,
         "loop_variables": ("loop", [l.text for l in loops]),
         "loop_partition": ("loop", [l.partition for l in loops]),
         "loop_length": ("loop", [len(l.nodes) for l in loops]),
-        "loop_family": ("loop", [l.family or "(unnamed)" for l in loops]),
+        "loop_family": ("loop", [l.family or l.name for l in loops]),
     }
     data = {}
     score_attrs = {"long_name": "loop score", "units": "dimensionless",
@@ -387,6 +387,116 @@ def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray,
         coords["run"] = run_coord
     dataset = xr.Dataset(data, coords=coords, attrs=attrs)
     return dataset
+
+
+def dominance_by_decade(dataset: xr.Dataset, by: str = "loop_family", start: int = 2020,
+                        stop: int | None = None) -> list[tuple[int, str, float]]:
+    """(decade, the loop or family most often dominant over its years, that probability) per decade.
+
+    ``by='loop_family'`` adds the probabilities of the loops of one family (dominance
+    is exclusive within a run, so the sum is the share of run-years some loop of the
+    family dominates).
+    """
+    probability = dataset["dominance probability"]
+    grouped = probability.groupby(dataset[by]).sum() if by != "loop" else probability
+    label = by if by != "loop" else "loop"
+    times = dataset["time"].values
+    stop = int(stop if stop is not None else times[-1])
+    out = []
+    for decade in range(start, stop, 10):
+        window = grouped.sel(time=slice(decade, decade + 9.999))
+        if window.sizes["time"] == 0:
+            continue
+        mean = window.mean("time")
+        best = int(np.argmax(mean.values))
+        out.append((decade, str(mean[label].values[best]), float(mean.values[best])))
+    return out
+
+
+def stacked_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int = 8) -> Path:
+    """Relative loop scores over time as stacked areas: reinforcing above zero, balancing below (as Stella draws them).
+
+    Over an ensemble the median over runs is drawn. The ``top`` loops by mean absolute
+    share are drawn one by one; the rest are gathered by sign.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    relative = dataset["relative loop score"]
+    if "variable_loop" in dataset.coords:
+        relative = relative.where(dataset["variable_loop"], drop=True)
+    if "quantile" in relative.dims:
+        relative = relative.sel(quantile=0.5, method="nearest")
+    if "run" in relative.dims:
+        relative = relative.median("run")
+    relative = relative.transpose("loop", "time").fillna(0.0)
+    strength = np.abs(relative).mean("time").values
+    order = np.argsort(-strength)
+    shown = order[:top]
+    rest = order[top:]
+    times = relative["time"].values
+    figure, axis = plt.subplots(figsize=(9, 5))
+    up, down = np.zeros(len(times)), np.zeros(len(times))
+    rows = [(str(relative["loop"].values[k]), relative.values[k]) for k in shown]
+    if len(rest):
+        values = relative.values[rest]
+        rows.append(("other reinforcing loops", np.clip(values, 0, None).sum(axis=0)))
+        rows.append(("other balancing loops", np.clip(values, None, 0).sum(axis=0)))
+    for k, (name, values) in enumerate(rows):
+        positive, negative = np.clip(values, 0, None), np.clip(values, None, 0)
+        colour = f"C{k % 10}"
+        label = name if len(name) <= 70 else name[:67] + "..."
+        if positive.any():
+            axis.fill_between(times, up, up + positive, color=colour, alpha=0.8, label=label, linewidth=0)
+            up = up + positive
+        if negative.any():
+            axis.fill_between(times, down, down + negative, color=colour, alpha=0.8,
+                              label=None if positive.any() else label, linewidth=0)
+            down = down + negative
+    axis.axhline(0, color="black", linewidth=0.6)
+    axis.set_ylabel("relative loop score (reinforcing > 0 > balancing)")
+    axis.set_xlabel("time")
+    axis.set_title(title or "loops that matter", fontsize=10)
+    axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int = 6) -> Path:
+    """Over an ensemble: the probability that each loop family dominates each year, and when dominance first shifts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probability = dataset["dominance probability"].groupby(dataset["loop_family"]).sum()
+    order = np.argsort(-probability.mean("time").values)[:top]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    for k in order:
+        name = str(probability["loop_family"].values[k])
+        left.plot(probability["time"], probability.values[k], label=name if len(name) <= 60 else name[:57] + "...")
+    left.set_ylabel("probability of dominating")
+    left.set_ylim(0, 1)
+    left.set_title(title or "dominant loop over the ensemble", fontsize=10)
+    left.legend(fontsize=6)
+    shifts = dominance_shifts(dataset).values
+    shifts = shifts[np.isfinite(shifts)]
+    if shifts.size:
+        right.hist(shifts, bins=20, color="C7")
+    right.set_xlabel("year dominance first shifts")
+    right.set_ylabel("runs")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
 
 
 def dominance_shifts(dataset: xr.Dataset) -> xr.DataArray:
@@ -550,4 +660,5 @@ def _variable_nodes(model, structure, variable: str) -> set:
     return {(ident, int(np.ravel_multi_index(index, unit.shape)))}
 
 
-__all__ = ["LOOPS_FILE", "Loop", "LoopSet", "MAX_LOOPS", "dominance_shifts", "find_loops", "loops"]
+__all__ = ["LOOPS_FILE", "Loop", "LoopSet", "MAX_LOOPS", "dominance_by_decade", "dominance_figure", "dominance_shifts",
+           "find_loops", "loops", "stacked_figure"]
