@@ -150,3 +150,17 @@ def test_the_shipped_loops_file_names_only_variables_of_the_model(model):
     named = read_names(LOOPS_FILE, model)
     assert any(name.startswith("B1 shortage -> restriction") for name, _, _ in named)
     assert any(name.startswith("R2 perceived contribution") for name, _, _ in named)
+
+
+def test_the_loops_command_writes_scores_and_the_stacked_figure(tmp_path, capsys):
+    from migsd.cli import main
+
+    out = tmp_path / "logistic"
+    assert main(["loops", "--model", str(MODELS / "logistic.mdl"), "--variable", "Population", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 loops (exhaustive)" in printed and "loops that matter for Population" in printed
+    stored = xr.open_dataset(out / "loops.nc")
+    assert set(stored["loop_polarity"].values) == {"R", "B"} and (out / "loops.png").stat().st_size > 0
+    stored.close()
+    assert main(["loops", "--model", str(MODELS / "logistic.mdl"), "--variable", "Population", "--out", str(out)]) == 2
+    assert "exists; add --overwrite" in capsys.readouterr().err
