@@ -242,12 +242,16 @@ class _Reducer:
     def __init__(self, loop_set: LoopSet, chosen: list[int], runs: int, steps: dict[int, int], *, quantiles,
                  keep_runs: bool, variable_loops: np.ndarray | None, link_scores: bool):
         self.loops = loop_set.loops
+        from scipy.sparse import csr_matrix
+
         position = {c: k for k, c in enumerate(chosen)}
-        length = max((len(l.columns) for l in self.loops), default=1)
-        pad = len(chosen)  # the column of ones
-        self.index = np.full((len(self.loops), length), pad, dtype=int)
+        # loop k multiplies the links in its columns: a sparse (links x loops) incidence, so that
+        # a loop score is exp(sum of log |link score|) with the sign from the count of negative links
+        rows_, cols_ = [], []
         for k, loop in enumerate(self.loops):
-            self.index[k, :len(loop.columns)] = [position[c] for c in loop.columns]
+            rows_ += [position[c] for c in loop.columns]
+            cols_ += [k] * len(loop.columns)
+        self.incidence_t = csr_matrix((np.ones(len(rows_)), (cols_, rows_)), shape=(len(self.loops), len(chosen)))
         partitions = sorted({l.partition for l in self.loops})
         self.member = np.zeros((len(self.loops), len(partitions)))
         for k, loop in enumerate(self.loops):
@@ -281,31 +285,36 @@ class _Reducer:
         t = self.steps.get(n)
         if t is None:
             return
-        loop = np.prod(scores[:, self.index], axis=2)
-        total = np.abs(loop) @ self.member
+        links = scores[:-1]  # links x runs
+        with np.errstate(divide="ignore"):
+            logs = np.log(np.abs(links))  # a zero link gives -inf: its loops score exp(-inf) = 0
+        log_score = self.incidence_t @ logs
+        negatives = self.incidence_t @ (links < 0).astype(float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            loop = np.exp(log_score)
+        loop[np.fmod(negatives, 2) > 0.5] *= -1.0
+        total = self.member.T @ np.abs(loop)  # partitions x runs
+        by_loop = total[self.part_of]
         with np.errstate(invalid="ignore", divide="ignore"):
-            relative = loop / total[:, self.part_of]
-        relative[~np.isfinite(relative)] = np.nan
-        self.positive += (loop > 0).sum(axis=0)
-        self.negative += (loop < 0).sum(axis=0)
-        rows = slice(self.start, self.start + scores.shape[0])
+            relative = np.where(by_loop > 0, loop / by_loop, 0.0)
+        self.positive += (loop > 0).sum(axis=1)
+        self.negative += (loop < 0).sum(axis=1)
+        rows = slice(self.start, self.start + scores.shape[1])
         if self.keep_runs:
-            self.score[rows, t] = loop
-            self.relative[rows, t] = relative
+            self.score[rows, t] = loop.T
+            self.relative[rows, t] = relative.T
         if self.quantiles is not None:
             # reduced at once: only quantiles x loops per step and chunk are kept
             q = np.asarray(self.quantiles, dtype=float)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-                self.chunk_parts[-1][1][:, t] = np.nanquantile(loop, q, axis=0)
-                self.chunk_parts[-1][2][:, t] = np.nanquantile(relative, q, axis=0)
+            self.chunk_parts[-1][1][:, t] = np.quantile(loop, q, axis=1)
+            self.chunk_parts[-1][2][:, t] = np.quantile(relative, q, axis=1)
         if self.variable_loops is not None and self.variable_loops.any():
-            magnitude = np.where(self.variable_loops[None], np.abs(np.nan_to_num(relative)), -1.0)
-            best = np.argmax(magnitude, axis=1)
-            none = magnitude[np.arange(len(best)), best] <= 0
+            magnitude = np.where(self.variable_loops[:, None], np.abs(relative), -1.0)
+            best = np.argmax(magnitude, axis=0)
+            none = magnitude[best, np.arange(len(best))] <= 0
             self.dominant[rows, t] = np.where(none, -1, best)
         if self.link_scores is not None:
-            self.link_scores[rows, t] = scores[:, :-1]
+            self.link_scores[rows, t] = scores[:-1].T
 
 
 def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray, *, variable, runs, run_coord,
@@ -329,7 +338,8 @@ def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray,
                                   "flow-to-stock links as revised by Schoenberg, Hayward & Eberlein 2023)"}
     relative_attrs = {"long_name": "relative loop score", "units": "dimensionless",
                       "description": "loop score over the sum of absolute loop scores in its partition: "
-                                     "its share of the behaviour, signed (positive reinforcing, negative balancing)"}
+                                     "its share of the behaviour, signed (positive reinforcing, negative balancing); "
+                                     "0 where no loop of the partition is active"}
     if reducer.keep_runs:
         score = np.moveaxis(reducer.score, -1, 0)  # loop, run, time
         relative = np.moveaxis(reducer.relative, -1, 0)
@@ -607,7 +617,7 @@ class _Collector:
 
     def __call__(self, n, scores):
         if n in self.steps:
-            self.maximum[self.steps[n]] = np.nanmax(np.abs(scores[:, :-1]), axis=0)
+            self.maximum[self.steps[n]] = np.nanmax(np.abs(scores[:-1]), axis=1)
 
 
 def _rows(value, start, stop):

@@ -337,7 +337,7 @@ def scoring_code(structure: LinkStructure, chosen: list[int] | None = None) -> t
             step.append(f"    _net_{state} = {net}")
     scored = ["if _score[n]:",
               f"    if _LS is None or _LS.shape[0] != rows:",
-              f"        _LS = np.ones((rows, {total} + 1))"]
+              f"        _LS = np.ones(({total} + 1, rows))"]
     for key in sorted(needed_targets):
         target = structure.targets[key]
         tkey = _safe(key)
@@ -396,10 +396,9 @@ def _ls_put(scores: np.ndarray, columns: np.ndarray, moved: np.ndarray, change: 
             source_change: np.ndarray) -> None:
     """Link scores |moved / change| * sign(moved / source change); 0 where either change is 0 (no information)."""
     with np.errstate(all="ignore"):
-        magnitude = np.abs(moved / change)
-        sign = np.sign(moved) * np.sign(source_change)
-        value = np.where((change == 0) | (source_change == 0) | ~np.isfinite(magnitude), 0.0, magnitude * sign)
-    scores[:, columns] = value
+        value = np.abs(moved / change) * np.sign(moved * source_change)
+    value[~np.isfinite(value)] = 0.0
+    scores[columns] = value.T
 
 
 def link_module(engine, structure: LinkStructure, series: frozenset[str], forced: frozenset[str],
