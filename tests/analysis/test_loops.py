@@ -93,7 +93,8 @@ def test_quantiles_reduce_over_runs_while_integrating(logistic):
     expected = full["relative loop score"].isel(time=slice(1, None)).quantile([0.1, 0.5, 0.9], dim="run")
     np.testing.assert_allclose(reduced["relative loop score"].isel(time=slice(1, None))
                                .transpose("quantile", "time", "loop").values,
-                               expected.transpose("quantile", "time", "loop").values, rtol=1e-12, equal_nan=True)
+                               expected.transpose("quantile", "time", "loop").values, rtol=1e-6, atol=1e-7,
+                               equal_nan=True)  # quantiles are taken in single precision
 
 
 def test_the_dominant_loop_of_a_variable_and_its_probability():

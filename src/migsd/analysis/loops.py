@@ -270,6 +270,7 @@ class _Reducer:
         self.positive = np.zeros(L, dtype=np.int64)
         self.negative = np.zeros(L, dtype=np.int64)
         self.variable_loops = variable_loops
+        self.variable_index = None if variable_loops is None else np.flatnonzero(variable_loops)
         if variable_loops is not None:
             self.dominant = np.full((runs, shape_t), -1, dtype=np.int32)
         self.link_scores = np.full((runs, shape_t, len(chosen)), np.nan) if link_scores else None
@@ -291,28 +292,32 @@ class _Reducer:
         log_score = self.incidence_t @ logs
         negatives = self.incidence_t @ (links < 0).astype(float)
         with np.errstate(over="ignore", invalid="ignore"):
-            loop = np.exp(log_score)
-        loop[np.fmod(negatives, 2) > 0.5] *= -1.0
-        total = self.member.T @ np.abs(loop)  # partitions x runs
+            loop = np.exp(log_score, out=log_score)
+        odd = (negatives.astype(np.int64) & 1).astype(bool)
+        np.negative(loop, out=loop, where=odd)
+        magnitude = np.abs(loop)
+        total = self.member.T @ magnitude  # partitions x runs
         by_loop = total[self.part_of]
         with np.errstate(invalid="ignore", divide="ignore"):
-            relative = np.where(by_loop > 0, loop / by_loop, 0.0)
-        self.positive += (loop > 0).sum(axis=1)
-        self.negative += (loop < 0).sum(axis=1)
+            relative = loop / by_loop
+        relative[by_loop == 0] = 0.0
+        positive = loop > 0
+        self.positive += positive.sum(axis=1)
+        self.negative += (magnitude > 0).sum(axis=1) - positive.sum(axis=1)
         rows = slice(self.start, self.start + scores.shape[1])
         if self.keep_runs:
             self.score[rows, t] = loop.T
             self.relative[rows, t] = relative.T
         if self.quantiles is not None:
-            # reduced at once: only quantiles x loops per step and chunk are kept
+            # reduced at once: only quantiles x loops per step and chunk are kept (single precision sorts faster)
             q = np.asarray(self.quantiles, dtype=float)
-            self.chunk_parts[-1][1][:, t] = np.quantile(loop, q, axis=1)
-            self.chunk_parts[-1][2][:, t] = np.quantile(relative, q, axis=1)
-        if self.variable_loops is not None and self.variable_loops.any():
-            magnitude = np.where(self.variable_loops[:, None], np.abs(relative), -1.0)
-            best = np.argmax(magnitude, axis=0)
-            none = magnitude[best, np.arange(len(best))] <= 0
-            self.dominant[rows, t] = np.where(none, -1, best)
+            self.chunk_parts[-1][1][:, t] = np.quantile(loop.astype(np.float32), q, axis=1)
+            self.chunk_parts[-1][2][:, t] = np.quantile(relative.astype(np.float32), q, axis=1)
+        if self.variable_index is not None and len(self.variable_index):
+            through = np.abs(relative[self.variable_index])
+            best = np.argmax(through, axis=0)
+            none = through[best, np.arange(len(best))] <= 0
+            self.dominant[rows, t] = np.where(none, -1, self.variable_index[best])
         if self.link_scores is not None:
             self.link_scores[rows, t] = scores[:-1].T
 
@@ -355,6 +360,7 @@ def loop_dataset(model, loop_set: LoopSet, reducer: _Reducer, saved: np.ndarray,
         scores = sum(w * p[1] for w, p in zip(weights, reducer.chunk_parts))
         relatives = sum(w * p[2] for w, p in zip(weights, reducer.chunk_parts))
         q = np.asarray(quantiles, dtype=float)
+        score_attrs["quantiles"] = relative_attrs["quantiles"] = "over runs, taken in single precision"
         data["loop score"] = (("quantile", "time", "loop"), scores, score_attrs)
         data["relative loop score"] = (("quantile", "time", "loop"), relatives, relative_attrs)
         coords["quantile"] = q
@@ -584,7 +590,13 @@ def loops(model, scenario=None, params: xr.Dataset | None = None, *, variable: s
         integrate(None, collector, min(total, pilot_runs), limit=picks)
         return collector.maximum
 
-    loop_set = find_loops(structure, labels, max_loops=max_loops, pilot=pilot)
+    # one set of loops per model, inputs of the pilot runs and budget: found once, shared by later calls
+    found = model.__dict__.setdefault("_loop_sets", {})
+    pilot_key = (key, max_loops, _digest_inputs(values, initial, forced, min(total, pilot_runs)),
+                 tuple(settings[k] for k in ("initial_time", "final_time", "time_step", "saveper")))
+    if pilot_key not in found:
+        found[pilot_key] = find_loops(structure, labels, max_loops=max_loops, pilot=pilot)
+    loop_set = _copy_loops(found[pilot_key])
     name_loops(loop_set, read_names(names, model) if names is not None and Path(names).exists() else [])
     chosen = loop_set.columns
     target_cells = None
@@ -603,6 +615,25 @@ def loops(model, scenario=None, params: xr.Dataset | None = None, *, variable: s
                            quantiles=quantiles, chosen=chosen)
     dataset.attrs["scenario"] = resolved.name if resolved is not None else "none"
     return dataset
+
+
+def _digest_inputs(values: dict, initial: dict, forced: dict, rows: int) -> str:
+    """Digest of the inputs of the first ``rows`` runs: what the pilot of the loop search integrates."""
+    digest = hashlib.sha256()
+    for part in (values, initial, forced):
+        for name in sorted(part):
+            item = part[name]
+            arrays = item if isinstance(item, tuple) else (item,)
+            digest.update(name.encode())
+            for array in arrays:
+                array = np.asarray(array)
+                digest.update(np.ascontiguousarray(array[:rows] if array.ndim and array.shape[0] > 1 else array))
+    return digest.hexdigest()
+
+
+def _copy_loops(loop_set: LoopSet) -> LoopSet:
+    loops = [Loop(l.nodes, l.columns, l.partition, ident=l.ident, text=l.text) for l in loop_set.loops]
+    return LoopSet(loop_set.structure, loops, loop_set.search, loop_set.labels)
 
 
 class _Collector:
