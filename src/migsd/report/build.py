@@ -85,6 +85,11 @@ def _cached(path: Path, key: str, compute) -> xr.Dataset:
     return dataset
 
 
+def _code(*modules) -> str:
+    """Digest of the modules that compute a cached result, so changed code never reuses an old one."""
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in modules)).hexdigest()[:12]
+
+
 def attribution_runs(model, folder: Path) -> xr.Dataset:
     """The yield year of every shipped scenario and ensemble member with each channel of channels.toml cut."""
     from ..analysis.attribution import CHANNELS_FILE, attribution, load_channels
@@ -92,7 +97,9 @@ def attribution_runs(model, folder: Path) -> xr.Dataset:
     from ..scenarios import list_scenarios, resolve_scenario
 
     scenarios = [resolve_scenario(name) for name in list_scenarios()]
-    key = _key(model, scenarios) + hashlib.sha256(CHANNELS_FILE.read_bytes()).hexdigest()[:12]
+    from ..analysis import attribution as code
+
+    key = _key(model, scenarios) + hashlib.sha256(CHANNELS_FILE.read_bytes()).hexdigest()[:12] + _code(code)
     return _cached(folder / "attribution.nc", key, lambda: attribution(
         model, scenarios, ensemble_params(model.calibration), channels=load_channels(model)))
 
@@ -104,7 +111,10 @@ def loop_runs(model, folder: Path, scenario: str) -> xr.Dataset:
     from ..scenarios import resolve_scenario
 
     resolved = resolve_scenario(scenario)
-    key = _key(model, [resolved]) + hashlib.sha256(LOOPS_FILE.read_bytes()).hexdigest()[:12]
+    from ..analysis import loops as code
+    from ..engine import linkscores
+
+    key = _key(model, [resolved]) + hashlib.sha256(LOOPS_FILE.read_bytes()).hexdigest()[:12] + _code(code, linkscores)
     return _cached(folder / f"loops_{scenario}.nc", key, lambda: model.loops(
         scenario=resolved, params=ensemble_params(model.calibration), variable=LOOP_VARIABLE,
         quantiles=[0.05, 0.5, 0.95]))
