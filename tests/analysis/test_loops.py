@@ -165,3 +165,13 @@ def test_the_loops_command_writes_scores_and_the_stacked_figure(tmp_path, capsys
     stored.close()
     assert main(["loops", "--model", str(MODELS / "logistic.mdl"), "--variable", "Population", "--out", str(out)]) == 2
     assert "exists; add --overwrite" in capsys.readouterr().err
+
+
+def test_a_smooth_stage_is_a_stock_of_its_own_on_the_loop():
+    ds = _load("smooth_loop").loops()
+    paths = ds["loop_variables"].values.tolist()
+    assert "perceived stock (stage 1) -> perceived stock (stage 1)" in paths  # the stage's own adjustment
+    assert any("Stock -> perceived stock (stage 1)" in p and "adjustment -> Stock" in p for p in paths)
+    assert set(ds["loop_polarity"].values) == {"B"}
+    active = abs(ds["relative loop score"]).sum("loop").isel(time=slice(2, None))
+    np.testing.assert_allclose(active.values, 1.0, rtol=1e-12)
