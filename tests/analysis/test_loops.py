@@ -175,3 +175,11 @@ def test_a_smooth_stage_is_a_stock_of_its_own_on_the_loop():
     assert set(ds["loop_polarity"].values) == {"B"}
     active = abs(ds["relative loop score"]).sum("loop").isel(time=slice(2, None))
     np.testing.assert_allclose(active.values, 1.0, rtol=1e-12)
+
+
+def test_a_held_variable_cuts_its_loop():
+    ds = migsd.load_model(MODELS / "decay.mdl", calibration=None).loops(force={"outflow[North]": 5.0})
+    north = [k for k, v in enumerate(ds["loop_variables"].values) if "[North]" in v]
+    south = [k for k, v in enumerate(ds["loop_variables"].values) if "[South]" in v]
+    np.testing.assert_array_equal(ds["loop score"].isel(loop=north, time=slice(1, None)).values, 0.0)
+    np.testing.assert_allclose(ds["relative loop score"].isel(loop=south, time=slice(1, None)).values, -1.0)

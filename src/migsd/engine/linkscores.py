@@ -128,9 +128,8 @@ def link_structure(compiled, series: frozenset[str] = frozenset(), forced: froze
             continue
         closure = _internal_closure(ident, deps, internal)
         order = _toposort(sorted(closure, key=lambda i: nodes[i].order), deps, "internal parts")
+        # a held (forced) element does not change, so its links score 0 with no holding here
         lines = [line for i in order for line in nodes[i].code] + list(node.code)
-        if ident in forced:
-            lines.append(f"v_{ident} = np.where(F['{ident}'][1], F['{ident}'][0], v_{ident})")
         inputs = _inputs(lines, moving, stages, exclude=closure | {ident})
         if not inputs:
             continue
