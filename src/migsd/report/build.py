@@ -255,7 +255,7 @@ def _attribution_lines(facts: xr.Dataset, figures: dict) -> list[str]:
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {median} | {shown} |")
         if "labour scarcity" in channels:
             caused = float(facts["P(yield removed or delayed by cut)"].sel(channel="labour scarcity", scenario=s))
-            lines += ["", f"Under labour scarcity? In `{s}`, cutting shortage pressure on policy removes or delays "
+            lines += ["", f"Under labour scarcity? In `{s}`, cutting labour scarcity (shortage pressure) removes or delays "
                       f"the yield in {100 * caused:.0f}% of members."]
         lines.append("")
     lines += [f"![attribution]({figures['attribution']})", "",
