@@ -254,6 +254,56 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_loops(args) -> int:
+    import numpy as np
+
+    from .analysis.loops import dominance_by_decade, dominance_figure, dominance_shifts, stacked_figure
+    from .model import load_model
+
+    scenario = args.scenario or "status_quo"
+    out = Path(args.out or Path("outputs") / "loops" / Path(scenario).stem)
+    netcdf = out / "loops.nc"
+    if netcdf.exists() and not args.overwrite:
+        raise MigsdError(f"{netcdf} exists; add --overwrite to replace it")
+    model = load_model(args.model)
+    params = None
+    if args.ensemble:
+        from .calibration.fit import ensemble_params
+
+        params = ensemble_params(model.calibration)
+    dataset = model.loops(scenario=scenario, params=params, variable=args.variable, max_loops=args.max_loops,
+                          quantiles=[0.05, 0.5, 0.95] if args.ensemble else None)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{scenario}: {dataset.sizes['loop']} loops ({dataset.attrs['loop_search']})")
+    relative = dataset["relative loop score"].where(dataset["variable_loop"], drop=True)
+    if "quantile" in relative.dims:
+        relative = relative.sel(quantile=0.5)
+    strength = abs(relative).mean("time")
+    ranked = strength.sortby(strength, ascending=False)
+    print(f"loops that matter for {args.variable} (mean absolute relative score{' median over runs' if params is not None else ''}):")
+    for name in ranked["loop"].values[:args.top]:
+        polarity = str(dataset["loop_polarity"].sel(loop=name).values)
+        print(f"  {float(ranked.sel(loop=name)):.3f}  {polarity:<3}  {name}")
+    print("dominant loop family by decade (share of runs and years):")
+    for decade, name, share in dominance_by_decade(dataset):
+        print(f"  {decade}s  {100 * share:3.0f}%  {name}")
+    figure = stacked_figure(dataset, out / "loops.png", title=f"{scenario}: loops through {args.variable}")
+    print(f"wrote {figure}")
+    if params is not None:
+        shifts = dominance_shifts(dataset)
+        dataset["first dominance shift"] = shifts
+        finite = shifts.values[np.isfinite(shifts.values)]
+        if finite.size:
+            print(f"first dominance shift: median {np.median(finite):.0f} (5%-95% {np.quantile(finite, 0.05):.0f}-"
+                  f"{np.quantile(finite, 0.95):.0f}) over {finite.size} of {shifts.size} runs")
+        print(f"wrote {dominance_figure(dataset, out / 'dominance.png', title=f'{scenario}: {args.variable}')}")
+    if netcdf.exists():
+        netcdf.unlink()
+    dataset.to_netcdf(netcdf)
+    print(f"wrote {netcdf}")
+    return 0
+
+
 def _cmd_conformance(args) -> int:
     from .engine.conformance import DEFAULT_ROOT, report, run_all
 
@@ -425,6 +475,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where 'save as scenario' writes (default models/scenarios)")
     explore.add_argument("--show", action="store_true", help="open the page in the default browser")
     explore.set_defaults(func=_cmd_explore)
+
+    loops = commands.add_parser("loops", help="loops that matter: loop scores, the dominant loop of a variable, figures")
+    loops.add_argument("--scenario", help="scenario name or .toml file (default status_quo)")
+    loops.add_argument("--variable", default="Restrictiveness[North]",
+                       help="the variable whose loops matter, optionally one element (default Restrictiveness[North])")
+    loops.add_argument("--ensemble", action="store_true",
+                       help="over the calibrated ensemble: quantiles over runs, dominance probabilities, shifts")
+    loops.add_argument("--out", metavar="DIR", help="folder for loops.nc and the figures (default outputs/loops/SCENARIO)")
+    loops.add_argument("--max-loops", type=int, help="enumerate loops exhaustively up to this many (default 400)")
+    loops.add_argument("--top", type=int, default=10, help="loops listed (default 10)")
+    loops.add_argument("--overwrite", action="store_true", help="replace an existing loops.nc")
+    loops.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    loops.set_defaults(func=_cmd_loops)
 
     conformance = commands.add_parser(
         "conformance", help="run the SDXorg test-models through the batched engine and list the outcomes"

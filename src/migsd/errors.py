@@ -27,5 +27,11 @@ class SimulationError(MigsdError, ArithmeticError):
 
 class SizeError(MigsdError, ValueError):
     """A run or batch would need more memory for its arrays than migsd allows itself."""
+
+
 class StoreError(MigsdError, ValueError):
     """A sweep store is incomplete, altered, held by another writer, or holds another sweep."""
+
+
+class AnalysisError(MigsdError, ValueError):
+    """A loops or channels file, or a request to analyse a model, is invalid."""

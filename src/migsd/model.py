@@ -568,6 +568,8 @@ class Model:
         workers: int = 1,
         progress: bool = False,
         allow_nonfinite: bool = False,
+        force=None,
+        force_from: float | None = None,
     ) -> xr.Dataset:
         """Run many parameter sets together on the batched engine.
 
@@ -601,6 +603,10 @@ class Model:
             Keep the values of runs that turned NaN or infinite, to look at how they
             broke; by default they are NaN throughout. Either way such runs are
             marked failed (below), and nothing is raised for the batch.
+        force : dict, optional
+            As in :meth:`run`; a value may also be a DataArray over ``run`` (one number per run).
+        force_from : float, optional
+            Hold the forced variables from this time on (default: the whole run).
 
         Returns
         -------
@@ -619,7 +625,7 @@ class Model:
         >>> ds["IOM Capacity"].sizes["run"]
         2
         """
-        from .engine.batch import base_inputs, batch_inputs, stack_runs
+        from .engine.batch import base_inputs, batch_inputs, forced_inputs, stack_runs
 
         several = isinstance(scenario, (list, tuple))
         scenarios = list(scenario) if several else [scenario]
@@ -629,8 +635,16 @@ class Model:
         if compiled is None:
             raise ModelError(f"{self._refusal_at}: {self.engine_refusal}; run_batch needs the batched engine")
         prepared, parts, shared_settings = [], [], None
+        per_run = params.sizes.get("run") if params is not None else None
+        held_by_scenario = []
         for one in scenarios:
             resolved, layers, settings = self._prepare(one, None, initial, time_step, final_time, saveper)
+            # a held value may differ by scenario: a DataArray over ('scenario', 'run')
+            own = {k: (v.sel(scenario=resolved.name if resolved is not None else "none")
+                       if isinstance(v, xr.DataArray) and "scenario" in v.dims else v) for k, v in (force or {}).items()}
+            held_constants, forced = forced_inputs(self, own, runs=per_run, start=force_from)
+            held_by_scenario.append(forced)
+            layers.apply(held_constants, source="force=")
             values, initial_values = base_inputs(self, layers)
             runs = batch_inputs(self, params, values, initial_values) if params is not None else 1
             if params is not None and compiled.control_reads:  # a control variable may read a constant set here
@@ -650,9 +664,15 @@ class Model:
         time_varying = {by_ident[k] for k, v in values.items() if isinstance(v, tuple)}
         columns, constant_columns = self._select(return_columns, time_varying)
         resolved, layers = prepared[0]
+        if several and any(v[0].shape[0] > 1 for f in held_by_scenario for v in f.values()):
+            # each scenario's held values for its own runs, one scenario after another
+            forced = {k: (np.concatenate([np.broadcast_to(f[k][0], (runs,) + f[k][0].shape[1:])
+                                          for f, (_, _, runs) in zip(held_by_scenario, parts)]),) + tuple(v[1:])
+                      for k, v in forced.items()}
         times, over_time, once, broken = self._run_engine(
             compiled, layers, (values, initial_values, total), settings, columns, constant_columns,
             progress=progress, chunk_size=chunk_size, workers=workers, blank_failed=not allow_nonfinite,
+            forced=forced,
         )
         run_coord = params["run"].values if params is not None and "run" in params.coords else np.arange(runs)
         failure = np.full(total, "", dtype=object)
@@ -665,6 +685,71 @@ class Model:
             return _mark_failed(dataset.assign_coords(run=run_coord), failure)
         combined = _by_scenario(dataset, [r for r, _ in prepared], [layer for _, layer in prepared], run_coord)
         return _mark_failed(combined, failure.reshape(len(scenarios), runs))
+
+    def loops(
+        self,
+        scenario=None,
+        params: xr.Dataset | None = None,
+        *,
+        variable: str | None = None,
+        quantiles=None,
+        link_scores: bool = False,
+        max_loops: int | None = None,
+        names=None,
+        force=None,
+        time_step: float | None = None,
+        final_time: float | None = None,
+        chunk_size: int | None = None,
+    ) -> xr.Dataset:
+        """Loops that matter: loop scores and relative loop scores, computed in the batched engine.
+
+        Parameters
+        ----------
+        scenario : str, path or Scenario, optional
+            As in :meth:`run`.
+        params : xarray.Dataset, optional
+            Parameter sets over a ``run`` dim, as in :meth:`run_batch`; the result then has a ``run`` dim.
+        variable : str, optional
+            A .mdl name, optionally one element (``"Restrictiveness[North]"``): adds which
+            loop through it dominates (largest absolute relative score) per run and time,
+            and the share of runs in which each loop dominates (``dominance probability``).
+        quantiles : list of float, optional
+            Reduce over runs while integrating: per-loop quantiles of the scores over runs
+            (a ``quantile`` dim) instead of every run's scores.
+        link_scores : bool
+            Also return the score of every link on a loop (``link score``).
+        max_loops : int, optional
+            Loops enumerated exhaustively up to this many (default
+            :data:`migsd.analysis.loops.MAX_LOOPS`); past it a strongest-path search over a
+            few pilot runs keeps the loops that carry behaviour (attribute ``loop_search``).
+        names : path, optional
+            A loops file naming loops (default ``models/loops.toml`` beside the model's folder).
+        force, time_step, final_time, chunk_size
+            As in :meth:`run` and :meth:`run_batch`.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``loop score`` and ``relative loop score`` over ``loop``, ``time`` (and ``run``),
+            with coordinates ``loop`` (names), ``loop_id`` (stable), ``loop_polarity``
+            (R, B, or R/B where the sign changes), ``loop_variables`` (the path),
+            ``loop_partition`` and ``loop_family``. Scores are NaN at the initial time.
+
+        Examples
+        --------
+        >>> import migsd
+        >>> from migsd.paths import REPO_ROOT
+        >>> m = migsd.load_model(REPO_ROOT / "tests/data/models/goal_seeking.mdl", calibration=None)
+        >>> float(m.loops()["relative loop score"].sel(time=5).squeeze())
+        -1.0
+        """
+        from .analysis.loops import LOOPS_FILE, MAX_LOOPS, loops as loop_scores
+
+        if names is None:
+            names = self.path.parent / LOOPS_FILE.name
+        return loop_scores(self, scenario, params, variable=variable, quantiles=quantiles, link_scores=link_scores,
+                           max_loops=max_loops or MAX_LOOPS, names=names, force=force, time_step=time_step,
+                           final_time=final_time, chunk_size=chunk_size)
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
                     workers=1, forced=None, blank_failed=False):

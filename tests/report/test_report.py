@@ -29,8 +29,29 @@ def test_report_numbers_are_regenerated_from_the_runs(built):
     assert f"{float(stored['median yield year'].sel(scenario='status_quo')):.0f}" in row
     for figure in ("yield_probability.png", "restrictiveness_north.png"):
         assert (folder / figure).exists() and f"]({figure})" in text
-    assert text.count("*Figure") == 3
+    assert text.count("*Figure") == 8
     assert "<table" in (folder / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_report_explains_the_yield_by_channel_and_by_loop(built):
+    folder, markdown = built
+    text = markdown.read_text()
+    stored = xr.open_dataset(folder / "numbers.nc")
+    cut = stored["P(yield by) with channel cut"]
+    assert cut.dims == ("channel", "scenario", "by") and str(cut["channel"].values[0]) == "none"
+    assert "labour scarcity" in cut["channel"].values and list(cut["by"].values) == list(YEARS)
+    # as modelled, the channel table repeats the headline probabilities
+    for year in YEARS:
+        xr.testing.assert_allclose(cut.sel(channel="none", by=year, drop=True), stored[f"P(yield by {year})"])
+    removed = float(stored["P(yield removed or delayed by cut)"].sel(channel="labour scarcity", scenario="status_quo"))
+    assert f"removes or delays the yield in {100 * removed:.0f}% of members" in text
+    dominant = stored["dominant loop of Northern restrictiveness"].sel(headline_scenario="status_quo")
+    share = stored["P(dominant loop of Northern restrictiveness)"].sel(headline_scenario="status_quo")
+    row = next(line for line in text.splitlines() if line.startswith("| 2030s |"))
+    assert f"{dominant.sel(decade=2030).item()} ({100 * float(share.sel(decade=2030)):.0f}%)" in row
+    for figure in ("attribution.png", "loops_status_quo.png", "dominance_iom_south_south.png"):
+        assert (folder / figure).exists() and f"]({figure})" in text
 
 
 @pytest.mark.slow

@@ -115,26 +115,45 @@ def batch_inputs(model, params: xr.Dataset, values: dict, initial: dict) -> int:
     return runs
 
 
-def forced_inputs(model, force, where: str = "force") -> tuple[dict, dict]:
-    """Values to hold variables at: ({constant: value} for the parameter layers, {identifier: (values, mask)}).
+def forced_inputs(model, force, where: str = "force", runs: int | None = None,
+                  start: float | None = None) -> tuple[dict, dict]:
+    """Values to hold variables at: ({constant: value} for the parameter layers, {identifier: (values, mask[, start])}).
 
     Keys are .mdl names, optionally with one element per subscript (``"Restrictiveness[North]"``);
-    values are finite numbers.
+    values are finite numbers or, with ``runs``, DataArrays over ``run`` (one number per
+    run). With ``start``, variables computed by equations are held from that time on.
     """
     params, forced = {}, {}
     for key, value in (force or {}).items():
         variable, elements = _parse(model, str(key), f"{where}: '{key}'", equations=True)
-        if variable.is_constant:
+        per_run = isinstance(value, xr.DataArray)
+        if variable.is_constant and not per_run:
             params[key] = value
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if per_run:
+            if runs is None or value.dims != ("run",) or value.sizes["run"] != runs:
+                raise ScenarioError(f"{where}: '{key}' must be held at a number"
+                                    + (f", or at a DataArray over 'run' of length {runs}" if runs else ""))
+            number = np.asarray(value.values, dtype=float)
+            if not np.all(np.isfinite(number)):
+                raise ScenarioError(f"{where}: '{key}' must be held at finite numbers")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ScenarioError(f"{where}: '{key}' must be held at a finite number, got {value!r}")
+        else:
+            number = float(value)
+        if variable.is_constant:
+            raise ScenarioError(f"{where}: '{key}' is a constant; give one value per run in params, not force")
         shape = tuple(len(model.subscripts[s]) for s in variable.subscripts)
-        values, mask = forced.get(variable.py_name, (np.zeros((1,) + shape), np.zeros(shape, dtype=bool)))
+        values, mask = forced.get(variable.py_name, (np.zeros((1,) + shape), np.zeros(shape, dtype=bool)))[:2]
+        if per_run and values.shape[0] != runs:
+            values = np.array(np.broadcast_to(values, (runs,) + shape))
         index = () if elements is None else _index(model, variable, elements)
-        values[(0,) + index] = float(value)
+        if per_run:
+            values[(slice(None),) + index] = number.reshape((runs,) + (1,) * (len(shape) - len(index)))
+        else:
+            values[(slice(None),) + index] = number
         mask[index] = True
-        forced[variable.py_name] = (values, mask)
+        forced[variable.py_name] = (values, mask) if start is None else (values, mask, float(start))
     return params, forced
 
 
@@ -230,7 +249,7 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     A batch whose arrays would not fit (:func:`check_size`) is refused before anything is allocated.
     """
     forced = forced or {}
-    held = frozenset(forced)
+    frozen = frozenset(forced)
     series = frozenset(k for k, v in values.items() if isinstance(v, tuple))
     keep = frozenset(wanted)  # a time step computes only what these and the states need
     kinds = variable_kinds(engine.compiled, series)
@@ -257,6 +276,9 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
         I = {k: (_rows(v[0], start, stop), v[1]) for k, v in initial.items()}
         return P, I
 
+    def held(start, stop):
+        return {k: (_rows(v[0], start, stop),) + tuple(v[1:]) for k, v in forced.items()}
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -264,15 +286,15 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
         bar = tqdm(total=runs, desc="runs", unit="run")
     try:
         if workers > 1 and len(chunks) > 1:
-            _integrate_in_processes(engine, (series, held, keep), chunks, inputs, forced, times, save, consts, results,
-                                    workers, bar)
+            _integrate_in_processes(engine, (series, frozen, keep), chunks, inputs, held, times, save, consts,
+                                    results, workers, bar)
         else:
-            simulate = engine.module(series, held, keep)["simulate"]
+            simulate = engine.module(series, frozen, keep)["simulate"]
             for start, stop in chunks:
                 P, I = inputs(start, stop)
                 out = {k: v[start:stop] for k, v in results.items()}
                 with np.errstate(all="ignore"):
-                    simulate(P, I, forced, times, save, out, consts, stop - start)
+                    simulate(P, I, held(start, stop), times, save, out, consts, stop - start)
                 if bar is not None:
                     bar.update(stop - start)
     finally:
@@ -371,7 +393,8 @@ def _integrate_in_processes(engine, variant, chunks, inputs, forced, times, save
         pending = {}
         for start, stop in chunks:
             P, I = inputs(start, stop)
-            future = pool.submit(_integrate_chunk, variant, P, I, forced, times, save, consts, stop - start, shapes)
+            future = pool.submit(_integrate_chunk, variant, P, I, forced(start, stop), times, save, consts, stop - start,
+                                 shapes)
             pending[future] = (start, stop)
         for future in as_completed(pending):
             start, stop = pending[future]

@@ -231,8 +231,12 @@ def variable_kinds(compiled: CompiledModel, series: frozenset[str] = frozenset()
 
 
 def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
-             keep: frozenset[str] | None = None) -> str:
-    """Python source of ``simulate`` for ``compiled`` (saving only ``keep`` when given)."""
+             keep: frozenset[str] | None = None, extra: tuple[list[str], list[str]] | None = None) -> str:
+    """Python source of ``simulate`` for ``compiled`` (saving only ``keep`` when given).
+
+    ``extra`` is (lines before the time loop, lines in each time step once every
+    variable has its value), as the link-score variant (``linkscores``) adds them.
+    """
     nodes = compiled.nodes
     names = list(nodes)
     kind = variable_kinds(compiled, series)
@@ -275,7 +279,7 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         if kind[ident] == "series":
             return [f"v_{ident} = _series_at(time, *P['{ident}'])"]
         if ident in forced:  # held at given values (Vensim's test inputs): elements not given keep their equation
-            return nodes[ident].code + [f"v_{ident} = np.where(F['{ident}'][1], F['{ident}'][0], v_{ident})"]
+            return nodes[ident].code + [f"v_{ident} = _held(F['{ident}'], time, v_{ident})"]
         return nodes[ident].code
 
     body: list[str] = []
@@ -314,12 +318,16 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
     body.append("# lookups of time alone, for every step at once")
     for ident, (grid, table) in over_time.items():
         body.append(f"T_{ident} = _lookup_grid_steps(times, {grid}, {table})")
+    if extra is not None:
+        body.extend(extra[0])
     body.append("k = 0")
     body.append("last = len(times) - 1")
     body.append("for n, time in enumerate(times):")
     loop: list[str] = []
     for ident in step_order:
         loop.extend(node_code(ident, in_loop=True))
+    if extra is not None:
+        loop.extend(extra[1])
     loop.append("if save[n]:")
     for ident in (d for d in dynamic_names if not nodes[d].internal and (keep is None or d in keep)):
         loop.append(f"    if o_{ident} is not None:")

@@ -71,10 +71,11 @@ def locate(engine, model, values: dict, initial: dict, forced: dict, rows, setti
         chosen = np.asarray(rows[begin:begin + group])
         P = {k: _pick(v, chosen) for k, v in values.items()}
         I = {k: (_pick(v[0], chosen), v[1]) for k, v in initial.items()}
+        F = {k: (_pick(v[0], chosen),) + tuple(v[1:]) for k, v in forced.items()}  # held values may be per run
         out = {i: np.empty((chosen.size,) + nodes[i].shape) for i in constants}
         out.update({i: np.empty((chosen.size, len(saved)) + nodes[i].shape) for i in dynamic})
         with np.errstate(all="ignore"):
-            simulate(P, I, forced, times, save, out, consts, chosen.size)
+            simulate(P, I, F, times, save, out, consts, chosen.size)
         for k, row in enumerate(chosen):
             breakdown = _first(model, nodes, constants, dynamic, out, k, saved, consts["initial_time"], every == 1)
             if breakdown is not None:

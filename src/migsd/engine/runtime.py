@@ -32,6 +32,13 @@ def _rows(*values) -> int:
     return rows
 
 
+def _held(entry, time, value):
+    """A forced variable: (values, mask of the elements held[, time from which they are held]) over its equation."""
+    if len(entry) > 2 and time < entry[2] - SMALL_VENSIM:
+        return value
+    return np.where(entry[1], entry[0], value)
+
+
 def _xidz(numerator, denominator, fallback):
     return np.where(np.abs(denominator) < SMALL_VENSIM, fallback, numerator / denominator)
 

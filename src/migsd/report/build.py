@@ -69,7 +69,84 @@ def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
     return dataset
 
 
-def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr.Dataset:
+HEADLINE = ("status_quo", "iom_south_south")
+LOOP_VARIABLE = "Restrictiveness[North]"
+
+
+def _cached(path: Path, key: str, compute) -> xr.Dataset:
+    """``compute()`` saved at ``path`` with ``key``; reused while the key is the same."""
+    if path.exists():
+        cached = xr.open_dataset(path)
+        if cached.attrs.get("report_key") == key:
+            return cached.load()
+        cached.close()
+    dataset = compute()
+    dataset.attrs["report_key"] = key
+    if path.exists():
+        path.unlink()
+    dataset.to_netcdf(path)
+    return dataset
+
+
+def _code(*modules) -> str:
+    """Digest of the modules that compute a cached result, so changed code never reuses an old one."""
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in modules)).hexdigest()[:12]
+
+
+def attribution_runs(model, folder: Path) -> xr.Dataset:
+    """The yield year of every shipped scenario and ensemble member with each channel of channels.toml cut."""
+    from ..analysis.attribution import CHANNELS_FILE, attribution, load_channels
+    from ..calibration.fit import ensemble_params
+    from ..scenarios import list_scenarios, resolve_scenario
+
+    scenarios = [resolve_scenario(name) for name in list_scenarios()]
+    from ..analysis import attribution as code
+
+    key = _key(model, scenarios) + hashlib.sha256(CHANNELS_FILE.read_bytes()).hexdigest()[:12] + _code(code)
+    return _cached(folder / "attribution.nc", key, lambda: attribution(
+        model, scenarios, ensemble_params(model.calibration), channels=load_channels(model)))
+
+
+def loop_runs(model, folder: Path, scenario: str) -> xr.Dataset:
+    """Loops that matter for Northern restrictiveness over the calibrated ensemble, in one scenario."""
+    from ..analysis.loops import LOOPS_FILE
+    from ..calibration.fit import ensemble_params
+    from ..scenarios import resolve_scenario
+
+    resolved = resolve_scenario(scenario)
+    from ..analysis import loops as code
+    from ..engine import linkscores
+
+    key = _key(model, [resolved]) + hashlib.sha256(LOOPS_FILE.read_bytes()).hexdigest()[:12] + _code(code, linkscores)
+    return _cached(folder / f"loops_{scenario}.nc", key, lambda: model.loops(
+        scenario=resolved, params=ensemble_params(model.calibration), variable=LOOP_VARIABLE,
+        quantiles=[0.05, 0.5, 0.95]))
+
+
+def loop_numbers(loop_sets: dict[str, xr.Dataset]) -> xr.Dataset:
+    """Per headline scenario and decade: the loop family most often dominant for Northern restrictiveness, and how often."""
+    from ..analysis.loops import dominance_by_decade
+
+    names, shares, decades = {}, {}, None
+    for scenario, dataset in loop_sets.items():
+        rows = dominance_by_decade(dataset)
+        decades = [d for d, _, _ in rows]
+        names[scenario] = [n for _, n, _ in rows]
+        shares[scenario] = [p for _, _, p in rows]
+    scenarios = list(loop_sets)
+    coords = {"scenario": scenarios, "decade": decades}
+    return xr.Dataset({
+        "dominant loop of Northern restrictiveness": (("scenario", "decade"), np.asarray(
+            [names[s] for s in scenarios], dtype=str), {"long_name": "loop family most often dominant over the "
+                                                        "decade's years and the ensemble's runs"}),
+        "P(dominant loop of Northern restrictiveness)": (("scenario", "decade"), np.asarray(
+            [shares[s] for s in scenarios]), {"units": "dimensionless", "long_name": "share of the decade's "
+                                              "run-years in which that loop family dominates"}),
+    }, coords=coords)
+
+
+def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attributed: xr.Dataset | None = None,
+            loop_facts: xr.Dataset | None = None) -> xr.Dataset:
     """Every number the report states, computed from the runs."""
     years = ensemble[YIELD_VARIABLE]
     out = {}
@@ -99,6 +176,14 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict) -> xr
         dataset["yield year ST"] = total.reindex(scenario=[str(s) for s in dataset["scenario"].values])
     for name, value in boxes.items():
         dataset.attrs[name] = value
+    if attributed is not None:
+        from ..analysis.attribution import summary
+
+        cut = summary(attributed["yield year by channel"], by=YEARS)
+        dataset = dataset.merge(cut.reindex(scenario=dataset["scenario"].values))
+        dataset = dataset.assign_coords(channel_description=attributed["channel_description"])
+    if loop_facts is not None:
+        dataset = dataset.merge(loop_facts.rename(scenario="headline_scenario"))
     return dataset
 
 
@@ -148,6 +233,68 @@ def failure_statements(results: xr.Dataset) -> dict[str, str]:
             f"{verdict}."
         )
     return statements
+
+
+def _attribution_lines(facts: xr.Dataset, figures: dict) -> list[str]:
+    """Per scenario, the probability of a yield as modelled and with each channel cut."""
+    channels = [str(c) for c in facts["channel"].values]
+    lines = ["## Why it yields: the yield with each causal channel cut", "",
+             "Each channel of `models/channels.toml` is cut in turn from 2020 on (its variables held at each "
+             "member's 2020 value, or at the number the file gives), in every scenario and ensemble member. "
+             "*Removed or delayed*: the share of members that yield by 2100 as modelled and, with the channel cut, "
+             "do not, or yield at least 10 years later.", "",
+             "| channel cut | what is held |", "|---|---|"]
+    for channel, description in zip(channels, facts["channel_description"].values):
+        lines.append(f"| {channel} | {description} |")
+    lines.append("")
+    for s in [str(x) for x in facts["scenario"].values]:
+        lines += [f"### `{s}`", "", "| channel cut | " + " | ".join(f"P(yield by {y})" for y in YEARS)
+                  + " | median year | removed or delayed |", "|---|" + "---|" * (len(YEARS) + 2)]
+        for channel in channels:
+            cells = [f"{100 * float(facts['P(yield by) with channel cut'].sel(channel=channel, scenario=s, by=y)):.0f}%"
+                     for y in YEARS]
+            median = _fmt_year(float(facts["median yield year with channel cut"].sel(channel=channel, scenario=s)))
+            caused = float(facts["P(yield removed or delayed by cut)"].sel(channel=channel, scenario=s))
+            shown = "-" if channel == "none" else f"{100 * caused:.0f}%"
+            label = "none (as modelled)" if channel == "none" else channel
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {median} | {shown} |")
+        if "labour scarcity" in channels:
+            caused = float(facts["P(yield removed or delayed by cut)"].sel(channel="labour scarcity", scenario=s))
+            lines += ["", f"Under labour scarcity? In `{s}`, cutting labour scarcity (shortage pressure) removes or delays "
+                      f"the yield in {100 * caused:.0f}% of members."]
+        lines.append("")
+    lines += [f"![attribution]({figures['attribution']})", "",
+              "*Figure. Probability that Northern restrictiveness has yielded by 2060 and by 2100, as modelled and "
+              "with each causal channel cut, in the headline scenarios.*", ""]
+    return lines
+
+
+def _loop_lines(facts: xr.Dataset, figures: dict) -> list[str]:
+    """Per headline scenario, the dominant loop of Northern restrictiveness by decade, with its ensemble probability."""
+    lines = ["## Which feedback loops drive Northern restrictiveness", "",
+             "Loops That Matter (link and loop scores computed in the engine for every member; loops named in "
+             "`models/loops.toml`): the loop family whose loop has the largest absolute relative score among the "
+             "loops through `Restrictiveness[North]`, most often over each decade's years and the ensemble's "
+             "members, and that share.", ""]
+    decades = [int(d) for d in facts["decade"].values]
+    scenarios = [str(s) for s in facts["headline_scenario"].values]
+    lines += ["| decade | " + " | ".join(f"`{s}`" for s in scenarios) + " |", "|---|" + "---|" * len(scenarios)]
+    for decade in decades:
+        cells = []
+        for s in scenarios:
+            name = str(facts["dominant loop of Northern restrictiveness"].sel(headline_scenario=s, decade=decade).values)
+            share = float(facts["P(dominant loop of Northern restrictiveness)"].sel(headline_scenario=s, decade=decade))
+            cells.append(f"{name} ({100 * share:.0f}%)")
+        lines.append(f"| {decade}s | " + " | ".join(cells) + " |")
+    lines.append("")
+    for s in scenarios:
+        lines += [f"![loops {s}]({figures[f'loops {s}']})", "",
+                  f"*Figure. `{s}`: relative scores of the loops through Northern restrictiveness (ensemble median; "
+                  "reinforcing above zero, balancing below).*", "",
+                  f"![dominance {s}]({figures[f'dominance {s}']})", "",
+                  f"*Figure. `{s}`: probability over the ensemble that each loop family dominates Northern "
+                  "restrictiveness, and the year dominance first shifts.*", ""]
+    return lines
 
 
 def _fmt_year(value: float) -> str:
@@ -200,6 +347,10 @@ def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str
     lines += ["", f"![restrictiveness]({figures['fan']})", "",
               "*Figure 2. Northern restrictiveness over the calibrated ensemble: median and 90% band, status quo "
               "and the IOM South-South programme.*", ""]
+    if "P(yield by) with channel cut" in facts:
+        lines += _attribution_lines(facts, figures)
+    if "dominant loop of Northern restrictiveness" in facts:
+        lines += _loop_lines(facts, figures)
     lines += ["## Which assumptions decide it", ""]
     if "yield year ST" in facts:
         total = facts["yield year ST"]
@@ -311,7 +462,9 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
                    "dilutes Northern scarcity." if label == "fails" and "volume elasticity" in ranges else ".")
             )
     boxes.update(failure_statements(results.load()))
-    facts = numbers(ensemble, indices, boxes)
+    attributed = attribution_runs(model, folder)
+    loop_sets = {s: loop_runs(model, folder, s) for s in HEADLINE if s in ensemble["scenario"].values}
+    facts = numbers(ensemble, indices, boxes, attributed, loop_numbers(loop_sets) if loop_sets else None)
     facts.attrs.update({k: ensemble.attrs[k] for k in ("model_file", "model_sha256", "calibration_file",
                                                        "calibration_sha256", "scenario_sha256") if k in ensemble.attrs})
     facts.to_netcdf(folder / "numbers.nc")
@@ -340,4 +493,35 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     figure.savefig(folder / "restrictiveness_north.png", dpi=90)
     plt.close(figure)
     figures["fan"] = "restrictiveness_north.png"
+    figures.update(_explaining_figures(facts, loop_sets, folder))
     return write_report(ensemble, facts, figures, folder)
+
+
+def _explaining_figures(facts: xr.Dataset, loop_sets: dict, folder: Path) -> dict[str, str]:
+    import matplotlib.pyplot as plt
+
+    from ..analysis.loops import dominance_figure, stacked_figure
+
+    figures = {}
+    for s, dataset in loop_sets.items():
+        stacked_figure(dataset, folder / f"loops_{s}.png", title=f"{s}: loops through {LOOP_VARIABLE}")
+        dominance_figure(dataset, folder / f"dominance_{s}.png", title=f"{s}: dominant loop of {LOOP_VARIABLE}")
+        figures[f"loops {s}"], figures[f"dominance {s}"] = f"loops_{s}.png", f"dominance_{s}.png"
+    channels = [str(c) for c in facts["channel"].values]
+    shown = [s for s in HEADLINE if s in facts["scenario"].values]
+    figure, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4), sharey=True, squeeze=False)
+    for axis, s in zip(axes[0], shown):
+        positions = np.arange(len(channels))
+        for k, year in enumerate((2060, 2100)):
+            values = facts["P(yield by) with channel cut"].sel(scenario=s, by=year).values
+            axis.bar(positions + (k - 0.5) * 0.38, values, width=0.38, label=f"by {year}", color=f"C{k}")
+        axis.set_xticks(positions, channels, rotation=35, ha="right", fontsize=7)
+        axis.set_title(s, fontsize=9)
+        axis.set_ylim(0, 1)
+    axes[0][0].set_ylabel("P(Northern restrictiveness has yielded)")
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(folder / "attribution.png", dpi=90)
+    plt.close(figure)
+    figures["attribution"] = "attribution.png"
+    return figures
