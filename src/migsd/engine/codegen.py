@@ -112,6 +112,7 @@ class Engine:
     cache: Path | None = None
     _modules: dict = field(default_factory=dict, repr=False)
     _control_reads: frozenset | None = field(default=None, repr=False)
+    _control_code: dict = field(default_factory=dict, repr=False)  # plans and code, made once: every run uses them
 
     @property
     def nodes(self) -> dict[str, Node]:
@@ -134,6 +135,29 @@ class Engine:
             self._control_reads = frozenset(seen - set(CONTROL))
         return self._control_reads
 
+    def _control_plan(self, explicit: frozenset[str], given: frozenset[str]):
+        """What each control variable reads (stopping at the values given), and the order to evaluate them in."""
+        key = (explicit, given)
+        if key not in self._control_code:
+            nodes = self.nodes
+            reads = {i: set(n.deps) | set(n.control_deps) for i, n in nodes.items()}
+            closure = {}
+            for ident in CONTROL:
+                seen, frontier = set(), [d for d in reads[ident] if ident not in explicit]
+                while frontier:
+                    item = frontier.pop()
+                    if item in seen:
+                        continue
+                    seen.add(item)
+                    if item not in explicit and item not in given:
+                        frontier.extend(reads[item])
+                closure[ident] = seen
+            needed = set(CONTROL).union(*closure.values())
+            order = _toposort(sorted(needed, key=lambda i: nodes[i].order),
+                              {i: reads[i] & needed for i in needed}, "control variables")
+            self._control_code[key] = (closure, order)
+        return self._control_code[key]
+
     def control_settings(self, given: dict | None = None, explicit: dict | None = None) -> dict[str, float]:
         """INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER: the .mdl's equations, evaluated before the run.
 
@@ -149,21 +173,7 @@ class Engine:
         for ident in CONTROL:
             if ident not in nodes:
                 raise ModelError(f"{self.compiled.source}: the .mdl does not define {ident.upper().replace('_', ' ')}")
-        reads = {i: set(n.deps) | set(n.control_deps) for i, n in nodes.items()}
-        closure = {}
-        for ident in CONTROL:
-            seen, frontier = set(), [d for d in reads[ident] if ident not in explicit]
-            while frontier:
-                item = frontier.pop()
-                if item in seen:
-                    continue
-                seen.add(item)
-                if item not in explicit and item not in given:
-                    frontier.extend(reads[item])
-            closure[ident] = seen
-        needed = set(CONTROL).union(*closure.values())
-        order = _toposort(sorted(needed, key=lambda i: nodes[i].order),
-                          {i: reads[i] & needed for i in needed}, "control variables")
+        closure, order = self._control_plan(frozenset(explicit), frozenset(given) & self.control_reads)
         namespace: dict = {"np": np, **HELPERS, **self.compiled.tables}
         for ident in order:
             if ident in CONTROL and ident in explicit:
@@ -178,7 +188,9 @@ class Engine:
                         f"one number")
                 namespace[f"v_{ident}"] = value
             else:
-                exec("\n".join(nodes[ident].code), namespace)
+                if ident not in self._control_code:
+                    self._control_code[ident] = compile("\n".join(nodes[ident].code), f"<{ident}>", "exec")
+                exec(self._control_code[ident], namespace)
         settings = {}
         for ident in CONTROL:
             value = np.asarray(namespace[f"v_{ident}"], dtype=float).reshape(-1)
