@@ -71,7 +71,7 @@ def test_a_channels_file_with_an_unknown_key_is_refused_with_the_valid_ones(mode
     with pytest.raises(AnalysisError) as error:
         load_channels(model, path)
     assert str(error.value) == (f"{path}: channel 'policy thermostat': unknown key(s) ['hold']; valid keys: "
-                                "description, set, freeze")
+                                "description, set, freeze.")
 
 
 def test_freezing_a_constant_is_refused(model):
