@@ -62,7 +62,7 @@ def test_set_on_the_command_line_is_refused_with_the_range():
     result = subprocess.run([sys.executable, "-m", "migsd.cli", "run", "--set", "border enforcement=1.5",
                              "--final-time", "1991", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("migsd: error: params=: 'border enforcement' = 1.5 is outside its range [0, 1] "
+    assert result.stderr.strip() == ("migsd: error: --set: 'border enforcement' = 1.5 is outside its range [0, 1] "
                                      "(Dmnl, declared in models/migsd.mdl); not run")
 
 
@@ -72,6 +72,8 @@ def test_set_on_the_command_line_is_refused_with_the_range():
     ('name = "breaking time"\nelements = ["South"]\nmode = "multiplier"\nlower = 0.5\nupper = 20\n',
      r"parameter 'breaking time\[South\] \(multiplier\)', upper bound 20 \(x 100\): 'breaking time\[South\]' = 2000 "
      r"is outside its range \[0, 1000\]"),
+    ('name = "breaking time"\nelements = ["North"]\nlower = 1\nupper = 1001\n',
+     r"parameter 'breaking time\[North\]', upper bound 1001: 'breaking time\[North\]' = 1001 is outside"),
     ('name = "share kept"\ndistribution = "normal"\nmean = 0.5\nsd = 0.2\n',
      r"lower bound -0.1: " + SHARE.format(v="-0.1")),  # mean - 3 sd, as the explorer's slider spans
 ])

@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from .errors import MigsdError
+from .errors import MigsdError, ScenarioError
 
 
 def _parse_set(text: str):
@@ -42,7 +42,13 @@ def _cmd_run(args) -> int:
     for key in ("final_time", "time_step"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    dataset = run_scenarios(args.scenario or ["status_quo"], model, progress=not args.quiet, **options)
+    try:
+        dataset = run_scenarios(args.scenario or ["status_quo"], model, progress=not args.quiet, **options)
+    except ScenarioError as error:
+        if not str(error).startswith("params=: "):
+            raise
+        # --set values reach the model as params=; say where the user typed them
+        raise type(error)("--set: " + str(error).removeprefix("params=: ")) from error
     for scenario in dataset["scenario"].values:
         title = str(dataset["scenario_title"].sel(scenario=scenario).values)
         if YIELD_VARIABLE not in dataset:

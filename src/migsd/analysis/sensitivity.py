@@ -212,7 +212,7 @@ def check_bounds(model, problem: Problem) -> None:
         for end, label in zip(ends, ("lower", "upper")):
             where = f"{problem.source}: parameter '{parameter.label}', {label} bound {end:g}"
             if default is None:
-                check_declared_range(model, variable, float(end), where=where)
+                check_declared_range(model, variable, float(end), key=parameter.label, where=where)
                 continue
             base = default
             if parameter.elements:
