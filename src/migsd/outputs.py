@@ -122,7 +122,7 @@ def build_dataset(
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out",
-                      example: str = "run.nc") -> Path:
+                      example: str = "run.nc", replace: str = "add --overwrite") -> Path:
     """``path`` as a file migsd may write, checked before any work: not a folder, in an existing folder, new
     unless ``overwrite``. migsd creates no folders: a typo in one is an error, not a new folder."""
     path = Path(path)
@@ -132,7 +132,7 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False, optio
         raise MigsdError(f"{option} {path}: the folder {path.parent} does not exist (migsd creates no folders); "
                          "create it or choose another")
     if path.exists() and not overwrite:
-        raise MigsdError(f"{path} exists; add --overwrite to replace it")
+        raise MigsdError(f"{path} exists; {replace} to replace it")
     return path
 
 
@@ -152,7 +152,7 @@ def write_atomically(path: Path, write) -> Path:
 
 def to_netcdf(dataset: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``dataset`` to netCDF; an existing file is kept unless ``overwrite``; the folder must exist."""
-    path = check_output_path(path, overwrite=overwrite)
+    path = check_output_path(path, overwrite=overwrite, replace="pass overwrite=True (--overwrite)")
     encoded = dataset.copy()
     for name in list(encoded.coords):
         if encoded[name].dtype == object:

@@ -48,9 +48,10 @@ def calls(widget, page) -> bool:
 
 
 def test_a_page_whose_session_lives_is_kept_and_watched(explorer):
+    before = set(explorer.open_pages)
     doc = Document()
     with set_curdoc(doc):
         session_page(explorer, "status_quo")
-    (page,) = explorer.open_pages
+    (page,) = explorer.open_pages - before
     assert calls(page.picker, page) and any(calls(s, page) for s in page.sliders.values())
     page.close()
