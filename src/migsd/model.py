@@ -108,11 +108,14 @@ def _sha256(path: Path) -> str:
 _LATEST = "latest"
 
 
-def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _LATEST) -> "Model":
+def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _LATEST,
+               draw: int | None = None) -> "Model":
     """Load a .mdl model; by default the shipped ``models/migsd.mdl``.
 
-    ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
-    before any scenario; by default the newest in ``calibration/parameters/`` for
+    ``calibration`` is a ``posterior_vN.nc`` whose posterior median (or the
+    draw numbered ``draw``, chains in order) sets constants before any scenario,
+    or a ``calibrated_vN.csv`` whose ``best`` row does; by default the newest
+    posterior in ``calibration/parameters/``, else the newest calibrated set, for
     the shipped model (none for another .mdl); ``None`` keeps the .mdl's own values.
 
     Examples
@@ -126,12 +129,14 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
     if calibration == _LATEST:
-        from .calibration.fit import latest
+        from .calibration.posterior import default_calibration
 
-        calibration = latest() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
+        calibration = default_calibration() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
     if calibration is not None and not Path(calibration).is_file():
         raise ModelError(f"calibration file not found: {calibration}")
-    return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None)
+    if draw is not None and (calibration is None or Path(calibration).suffix != ".nc"):
+        raise ModelError(f"draw={draw} needs a posterior_vN.nc calibration, not {calibration}")
+    return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None, draw)
 
 
 @dataclass
@@ -140,6 +145,7 @@ class Model:
 
     path: Path
     calibration: Path | None = None
+    draw: int | None = None
     _translation: Path = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -147,9 +153,13 @@ class Model:
 
     @cached_property
     def calibrated_parameters(self) -> dict[str, float]:
-        """The ``best`` row of the calibration file, keyed by .mdl name (empty without one)."""
+        """The ``best`` row of the calibration file (a posterior's median or chosen draw), keyed by .mdl name."""
         if self.calibration is None:
             return {}
+        if self.calibration.suffix == ".nc":
+            from .calibration.posterior import posterior_point
+
+            return posterior_point(self.calibration, self.draw)
         from .calibration.fit import read_parameters
 
         return {name: float(value) for name, value in read_parameters(self.calibration).loc["best"].items()}
