@@ -129,7 +129,7 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     if not mdl_path.is_file():
         raise ModelError(f"model file not found: {mdl_path}")
     if calibration == _LATEST:
-        from .calibration.posterior import default_calibration
+        from .calibration.fit import default_calibration
 
         calibration = default_calibration() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
     if calibration is not None and not Path(calibration).is_file():

@@ -111,11 +111,13 @@ def test_ensemble_members_feed_a_batch(uncalibrated, tmp_path):
 
 
 def test_the_shipped_model_runs_with_the_newest_calibration():
-    from migsd.calibration import latest, read_parameters
+    from migsd.calibration import read_parameters
+    from migsd.calibration.fit import default_calibration, latest
+    from migsd.calibration.posterior import latest_posterior, posterior_point
 
     model = migsd.load_model()
-    assert model.calibration == latest()
-    best = read_parameters(model.calibration).loc["best"]
+    assert model.calibration == default_calibration() == (latest_posterior() or latest())
+    best = posterior_point(model.calibration) if latest_posterior() else read_parameters(model.calibration).loc["best"]
     ds = model.run(final_time=1991, return_columns=["emigration propensity multiplier"])
     assert float(ds["emigration propensity multiplier"]) == pytest.approx(best["emigration propensity multiplier"])
     assert "calibration/parameters/calibrated_v" in ds.attrs["parameter_sources"]

@@ -195,6 +195,30 @@ def test_inference_data_groups_and_downstream_draws(five_decays, tmp_path):
     assert members.sizes["run"] == 500 and list(members.data_vars) == [p.name for p in posterior.parameters]
     runs = five_decays.run_batch(members.isel(run=slice(0, 3)), return_columns=["residence time"], final_time=1)
     np.testing.assert_allclose(runs["residence time"].sel(region="R1").isel(time=0), members["residence time[R1]"][:3])
+    # load_model applies the median where it applies a CSV's best row, or a chosen draw
+    at_median = migsd.load_model(five_decays.path, calibration=path)
+    assert at_median.calibrated_parameters == median
+    ds = at_median.run(return_columns=["residence time"], final_time=1)
+    assert float(ds["residence time"].sel(region="R4").isel(time=0)) == pytest.approx(median["residence time[R4]"])
+    chosen = migsd.load_model(five_decays.path, calibration=path, draw=61)
+    assert chosen.calibrated_parameters["initial amount[R2]"] == drawn.thetas[1, 1, 1]
+    with pytest.raises(migsd.ModelError, match=r"draw=3 needs a posterior_vN.nc calibration, not None"):
+        migsd.load_model(five_decays.path, calibration=None, draw=3)
+
+
+def test_a_sweep_samples_the_shipped_posterior(tmp_path):
+    from migsd.analysis.sensitivity import load_problem, sample as sweep_sample
+    from migsd.calibration.posterior import latest_posterior, read_posterior
+
+    model = migsd.load_model()
+    path = tmp_path / "from_posterior.toml"
+    path.write_text('method = "posterior"\nsamples = 16\nseed = 3\nscenarios = ["status_quo"]\n')
+    problem = load_problem(path, model)
+    drawn = sweep_sample(problem)
+    assert drawn.sizes["run"] == 16
+    draws = read_posterior(latest_posterior())
+    for name in drawn.data_vars:
+        assert np.isin(drawn[name].values, draws[name].values.ravel()).all()
 
 
 SERIES = '[[target]]\nname="a"\nvariable="population"\ndata="pop_total"\nyears=[1990]\n'

@@ -455,6 +455,13 @@ def latest(directory: Path = PARAMETERS_DIR) -> Path | None:
     return found[-1][1] if found else None
 
 
+def default_calibration(directory: Path = PARAMETERS_DIR) -> Path | None:
+    """What the shipped model runs with: the newest posterior (its median), else the newest calibrated set."""
+    from .posterior import latest_posterior
+
+    return latest_posterior(directory) or latest(directory)
+
+
 def write_parameters(path: Path, priors: list[Prior], best: np.ndarray, members: np.ndarray) -> None:
     rows = [best] + list(members)
     index = ["best"] + [f"member{k:03d}" for k in range(1, len(members) + 1)]
@@ -479,7 +486,7 @@ def ensemble_params(path: Path | None = None, include_best: bool = False, member
     chosen with ``seed``, their chain and draw as coordinates on ``run``; the
     posterior median is the ``best`` row.
     """
-    from .posterior import default_calibration, is_posterior, load_posterior_settings, posterior_members
+    from .posterior import is_posterior, load_posterior_settings, posterior_members
 
     path = path or default_calibration()
     if path is None:
@@ -502,5 +509,6 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["EvaluationLog", "Fit", "Prior", "Problem", "Settings", "Target", "ensemble_params", "fit", "fit_table",
+__all__ = ["EvaluationLog", "Fit", "Prior", "Problem", "Settings", "Target", "default_calibration", "ensemble_params",
+           "fit", "fit_table",
            "latest", "load_settings", "make_problem", "read_parameters", "theil", "write_parameters"]

@@ -34,6 +34,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -41,13 +42,15 @@ import xarray as xr
 from ..errors import DataError, ScenarioError
 from ..paths import CALIBRATION_DIR, PARAMETERS_DIR
 from ..tomlfiles import check_table, read_toml
-from .fit import Problem, Target
 from .likelihood import (NUISANCE_NAMES, Nuisance, PriorDistribution, band_pointwise, replicate, series_pointwise,
                          value_pointwise)
 
 POSTERIOR_KEYS = ("sampler", "chains", "particles", "target_ess", "correlation", "min_steps", "max_steps",
                   "final_steps", "kernel", "walkers", "steps", "burn", "thin", "seed", "holdout_particles", "members")
 SAMPLERS = ("smc", "emcee")
+
+if TYPE_CHECKING:  # fit imports this module for the posterior's members; the problem only passes through here
+    from .fit import Problem, Target
 KERNELS = ("rw", "mixed")
 
 
@@ -579,13 +582,6 @@ def latest_posterior(directory: Path = PARAMETERS_DIR) -> Path | None:
     return files[-1] if files else None
 
 
-def default_calibration(directory: Path = PARAMETERS_DIR) -> Path | None:
-    """What the shipped model runs with: the newest posterior (its median), else the newest calibrated set."""
-    from .fit import latest
-
-    return latest_posterior(directory) or latest(directory)
-
-
 def is_posterior(path) -> bool:
     return path is not None and Path(path).suffix == ".nc"
 
@@ -639,6 +635,6 @@ def posterior_members(path: Path, members: int = 400, seed: int = 0, include_med
     return out
 
 
-__all__ = ["EvaluationStore", "PosteriorProblem", "PosteriorSettings", "Sample", "default_calibration",
+__all__ = ["EvaluationStore", "PosteriorProblem", "PosteriorSettings", "Sample",
            "inference_data", "latest_posterior", "load_posterior_settings", "posterior_members", "posterior_point",
            "read_posterior", "run_emcee", "sample", "smc"]
