@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from migsd.calibration.posterior import arviz
-from migsd.calibration.posterior_report import calibrate_posterior, diagnostics
+from migsd.calibration.posterior_report import calibrate_posterior, diagnostics, distinct_draws
 
 
 def figures(path: Path, wall: float | None = None) -> None:
@@ -34,6 +34,7 @@ def figures(path: Path, wall: float | None = None) -> None:
     print(f"share of sampling time outside the engine: {100 * (1 - stats['engine_seconds'] / stats['seconds']):.1f}%")
     print(f"largest R-hat {table['r_hat'].max():.4f}, smallest bulk ESS {table['ess_bulk'].min():.0f}, "
           f"smallest tail ESS {table['ess_tail'].min():.0f}")
+    print("distinct draws per chain:", distinct_draws(idata))
     print(table[["parameter", "r_hat", "ess_bulk", "ess_tail"]].to_string(index=False))
 
 

@@ -166,6 +166,7 @@ class PosteriorProblem:
                 self.parameters.append(Parameter(f"{NUISANCE_NAMES[role]}[{target.name}]", prior, role, target.name))
         self.model_count = len(problem.priors)
         self.evaluations = 0
+        self.reused = 0  # taken from the log of an earlier (interrupted or shorter) run
         self.engine_seconds = 0.0
         self.batches = 0
 
@@ -238,6 +239,7 @@ class PosteriorProblem:
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         keys = [row.tobytes() for row in thetas]
         missing = [i for i, key in enumerate(keys) if key not in self.store.known]
+        self.reused += len(keys) - len(missing)
         if missing:
             subset = thetas[missing]
             pointwise = self.pointwise(subset, self.simulate(subset))
@@ -307,6 +309,7 @@ class Sample:
     prior: np.ndarray
     seconds: float = 0.0
     evaluations: int = 0
+    reused: int = 0
     engine_seconds: float = 0.0
     batches: int = 0
 
@@ -482,12 +485,13 @@ def run_emcee(posterior: PosteriorProblem, settings: PosteriorSettings, progress
 def sample(posterior: PosteriorProblem, settings: PosteriorSettings, progress: bool = False,
            particles: int | None = None) -> Sample:
     """Run the configured sampler; evaluations and timings are counted on ``posterior``."""
-    before = (posterior.evaluations, posterior.engine_seconds, posterior.batches)
+    before = (posterior.evaluations, posterior.engine_seconds, posterior.batches, posterior.reused)
     drawn = run_emcee(posterior, settings, progress) if settings.sampler == "emcee" else \
         smc(posterior, settings, progress, particles)
     drawn.evaluations = posterior.evaluations - before[0]
     drawn.engine_seconds = posterior.engine_seconds - before[1]
     drawn.batches = posterior.batches - before[2]
+    drawn.reused = posterior.reused - before[3]
     return drawn
 
 
@@ -555,7 +559,8 @@ def inference_data(posterior: PosteriorProblem, drawn: Sample, seed: int = 0, at
         sample_stats["autocorrelation_time"] = ("parameter", np.asarray(drawn.stats["autocorrelation"]))
         sample_stats = sample_stats.assign_coords(parameter=posterior.names)
     sample_stats.attrs.update({"sampler": drawn.sampler, "seconds": drawn.seconds, "evaluations": drawn.evaluations,
-                               "engine_seconds": drawn.engine_seconds, "batches": drawn.batches})
+                               "engine_seconds": drawn.engine_seconds, "batches": drawn.batches,
+                               "reused_evaluations": drawn.reused})
     prior_flat = drawn.prior.reshape(-1, drawn.prior.shape[-1])
     prior_group = xr.Dataset({name: (("chain", "draw"), prior_flat[:, k].reshape(drawn.prior.shape[:2]))
                               for k, name in enumerate(posterior.names)},

@@ -88,8 +88,8 @@ def _predict(fitted: PosteriorProblem, drawn, later: PosteriorProblem, seed: int
     thetas = np.column_stack([flat[:, names.index(n)] for n in later.names])
     from .posterior import Sample
 
-    moved = Sample(thetas.reshape(chains, draws, -1), drawn.sampler, drawn.stats, drawn.prior[..., :0])
-    moved.prior = np.zeros((1, 1, len(later.names)))
+    # the prior group of this check is not written anywhere: a placeholder draw
+    moved = Sample(thetas.reshape(chains, draws, -1), drawn.sampler, drawn.stats, np.zeros((1, 1, len(later.names))))
     return inference_data(later, moved, seed=seed)
 
 
@@ -107,6 +107,12 @@ def coverage(idata) -> pd.DataFrame:
             row[f"inside {share:.0%}"] = float(inside.mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def distinct_draws(idata) -> list[int]:
+    """Distinct parameter sets per chain (a particle copied by resampling and never moved counts once)."""
+    values = np.stack([idata.posterior[name].values for name in idata.posterior.data_vars], axis=-1)
+    return [len(np.unique(chain, axis=0)) for chain in values]
 
 
 def diagnostics(idata) -> pd.DataFrame:
@@ -159,7 +165,9 @@ def _note(version, idata, holdout, figures, settings_path, seconds, path, poster
              f"- wall time {seconds:.0f} s (sampling {stats.attrs['seconds']:.0f} s); {stats.attrs['evaluations']} "
              f"engine evaluations in {stats.attrs['batches']} batches, "
              f"{stats.attrs['evaluations'] / max(stats.attrs['engine_seconds'], 1e-9):.0f} evaluations/s in the engine; "
-             f"{100 * (1 - stats.attrs['engine_seconds'] / stats.attrs['seconds']):.0f}% of sampling time outside it",
+             f"{100 * (1 - stats.attrs['engine_seconds'] / stats.attrs['seconds']):.0f}% of sampling time outside it"
+             + (f"; {stats.attrs['reused_evaluations']} more evaluations taken from the log of an earlier run "
+                "(--resume), whose replay the sampling time includes" if stats.attrs.get("reused_evaluations") else ""),
              f"- file: `{path.name}` ({path.stat().st_size / 2**20:.1f} MiB), sha256 {file_digest(path)}", "",
              "## Data", ""]
     lines += [f"- `{p.relative_to(CALIBRATION_DIR).as_posix()}`: sha256 {file_digest(p)}"
@@ -170,7 +178,10 @@ def _note(version, idata, holdout, figures, settings_path, seconds, path, poster
     lines += [f"Largest R-hat {worst['r_hat']:.4f} (`{worst['parameter']}`); smallest bulk ESS "
               f"{table['ess_bulk'].min():.0f}, smallest tail ESS {table['ess_tail'].min():.0f}.", ""]
     if sampler == "smc":
-        lines += ["## SMC: temperatures, particle ESS before resampling, moves", ""]
+        lines += ["## SMC: temperatures, particle ESS before resampling, moves", "",
+                  "Draws are the final particles of each chain in random order (they are exchangeable), so ArviZ's "
+                  "ESS counts them as independent; the distinct particles per chain bound what they are worth: "
+                  + ", ".join(str(n) for n in distinct_draws(idata)) + ".", ""]
         beta = stats["stage_beta"].values
         for chain in range(beta.shape[0]):
             used = np.isfinite(beta[chain])
@@ -206,4 +217,4 @@ def _command() -> str:
     return "migsd calibrate --method posterior"
 
 
-__all__ = ["calibrate_posterior", "coverage", "diagnostics"]
+__all__ = ["calibrate_posterior", "coverage", "diagnostics", "distinct_draws"]
