@@ -165,13 +165,27 @@ def _cmd_check(args) -> int:
 def _cmd_calibrate(args) -> int:
     from .calibration.report import calibrate
 
-    from .calibration.fit import current, promote
-    from .paths import repo_relative
+    if args.method == "posterior":
+        from .calibration.posterior_report import calibrate_posterior
 
+        path = calibrate_posterior(args.config, resume=args.resume, progress=not args.quiet,
+                                   out_of_sample=not args.no_out_of_sample, sampler=args.sampler)
+        print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_figures/)")
+        return _promote_or_say(path, args.promote)
+    if args.sampler is not None:
+        raise SystemExit("migsd calibrate: --sampler applies to --method posterior")
     path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
                      out_of_sample=not args.no_out_of_sample)
     print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_fit.csv, {path.stem}_fit/)")
-    if args.promote:
+    return _promote_or_say(path, args.promote)
+
+
+def _promote_or_say(path: Path, promoting: bool) -> int:
+    """Promote a new calibration when asked; otherwise say which one stays the default."""
+    from .calibration.fit import current, promote
+    from .paths import repo_relative
+
+    if promoting:
         promote(path, path.parent)
         print(f"promoted {repo_relative(path)}: the default calibration of every run from now on")
     else:
@@ -424,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--config", help="settings file (default: calibration/calibrate.toml)")
     calibrate.add_argument("--resume", action="store_true",
                            help="continue the last interrupted calibration, reusing its logged evaluations")
+    calibrate.add_argument("--method", choices=("fit", "posterior"), default="fit",
+                           help="fit: optimiser and resampled ensemble (calibrated_vN.csv); posterior: Bayesian "
+                                "posterior (posterior_vN.nc), sampler and settings in calibrate.toml [posterior]")
+    calibrate.add_argument("--sampler", choices=("smc", "emcee"), help="posterior sampler (default: the settings')")
     calibrate.add_argument("--no-out-of-sample", action="store_true", help="skip the 1990-2010 refit")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
     calibrate.add_argument("--promote", action="store_true",

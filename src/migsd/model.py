@@ -180,17 +180,20 @@ def _sha256(path: Path) -> str:
 _PROMOTED = "promoted"
 
 
-def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _PROMOTED) -> "Model":
+def load_model(path: str | os.PathLike | None = None, calibration: str | os.PathLike | None = _PROMOTED,
+               draw: int | None = None) -> "Model":
     """Load a model: a Vensim .mdl or an XMILE file (Stella's .stmx, .xmile, .xml); by default the shipped
     ``models/migsd.mdl``.
 
     Both are read by pysd and compiled by the same engine; a construct the engine
     refuses runs on pysd, with a warning naming it.
 
-    ``calibration`` is a ``calibrated_vN.csv`` whose ``best`` row sets constants
-    before any scenario; by default, for the shipped model, the one promoted in
-    ``calibration/parameters/CURRENT`` (``migsd promote``; never merely the newest),
-    none for another .mdl; ``None`` keeps the .mdl's own values.
+    ``calibration`` is a ``posterior_vN.nc`` whose posterior median (or the draw
+    numbered ``draw``, chains in order) sets constants before any scenario, or a
+    ``calibrated_vN.csv`` whose ``best`` row does; by default, for the shipped
+    model, the one promoted in ``calibration/parameters/CURRENT`` (``migsd
+    promote``; never merely the newest), none for another .mdl; ``None`` keeps the
+    .mdl's own values.
 
     Examples
     --------
@@ -211,7 +214,9 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
         calibration = current() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
     if calibration is not None and not Path(calibration).is_file():
         raise ModelError(f"calibration file not found: {calibration}")
-    return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None)
+    if draw is not None and (calibration is None or Path(calibration).suffix != ".nc"):
+        raise ModelError(f"draw={draw} needs a posterior_vN.nc calibration, not {calibration}")
+    return Model(mdl_path.resolve(), Path(calibration).resolve() if calibration is not None else None, draw)
 
 
 @dataclass
@@ -220,6 +225,7 @@ class Model:
 
     path: Path
     calibration: Path | None = None
+    draw: int | None = None
     _translation: Path = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -227,9 +233,13 @@ class Model:
 
     @cached_property
     def calibrated_parameters(self) -> dict[str, float]:
-        """The ``best`` row of the calibration file, keyed by .mdl name (empty without one)."""
+        """The ``best`` row of the calibration file (a posterior's median or chosen draw), keyed by .mdl name."""
         if self.calibration is None:
             return {}
+        if self.calibration.suffix == ".nc":
+            from .calibration.posterior import posterior_point
+
+            return posterior_point(self.calibration, self.draw)
         from .calibration.fit import read_parameters
 
         return {name: float(value) for name, value in read_parameters(self.calibration).loc["best"].items()}

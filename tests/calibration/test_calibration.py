@@ -112,13 +112,15 @@ def test_ensemble_members_feed_a_batch(uncalibrated, tmp_path):
 
 def test_the_shipped_model_runs_with_the_promoted_calibration():
     from migsd.calibration import current, read_parameters
+    from migsd.calibration.posterior import is_posterior, posterior_point
 
     model = migsd.load_model()
     assert model.calibration == current()
-    best = read_parameters(model.calibration).loc["best"]
+    best = posterior_point(model.calibration) if is_posterior(model.calibration) else \
+        read_parameters(model.calibration).loc["best"]
     ds = model.run(final_time=1991, return_columns=["emigration propensity multiplier"])
     assert float(ds["emigration propensity multiplier"]) == pytest.approx(best["emigration propensity multiplier"])
-    assert "calibration/parameters/calibrated_v" in ds.attrs["parameter_sources"]
+    assert model.calibration.relative_to(model.calibration.parents[2]).as_posix() in ds.attrs["parameter_sources"]
 
 
 def copy_data(tmp_path):

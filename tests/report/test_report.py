@@ -25,7 +25,12 @@ def test_report_numbers_are_regenerated_from_the_runs(built):
     row = next(line for line in text.splitlines() if "(`status_quo`)" in line)
     for year in YEARS:
         share = float(stored[f"P(yield by {year})"].sel(scenario="status_quo"))
-        assert f"{100 * share:.0f}%" in row
+        mcse = float(stored[f"P(yield by {year}) MCSE"].sel(scenario="status_quo"))
+        low, high = (float(stored[f"P(yield by {year}) {q}"].sel(scenario="status_quo")) for q in ("5%", "95%"))
+        assert f"{100 * share:.0f}% ± {100 * mcse:.1f} [{100 * low:.0f}-{100 * high:.0f}%]" in row
+        draws = stored.attrs["distinct_members"]
+        # Jeffreys' interval stops short of 0 and 1 (by well under one draw in 400) when every member agrees
+        assert low - 1 / draws <= share <= high + 1 / draws and mcse <= 0.5 / np.sqrt(draws) + 1e-12
     assert f"{float(stored['median yield year'].sel(scenario='status_quo')):.0f}" in row
     for figure in ("yield_probability.png", "restrictiveness_north.png"):
         assert (folder / figure).exists() and f"]({figure})" in text

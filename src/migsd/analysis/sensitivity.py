@@ -3,7 +3,9 @@
 A problem file (``models/sensitivity/*.toml``)::
 
     title = "..."
-    method = "sobol"            # sobol (Saltelli, first and total order), morris, lhs, or ensemble
+    method = "sobol"            # sobol (Saltelli, first and total order), morris, lhs, ensemble
+                                # (the calibrated members) or posterior (`samples` draws of the
+                                # newest posterior_vN.nc, chosen with `seed`)
     samples = 256               # base sample size: sobol N (a power of 2; N x (k + 2) runs),
                                 # morris trajectories (N x (k + 1) runs), lhs runs
     seed = 2026
@@ -47,7 +49,7 @@ from ..names import canonical, did_you_mean
 from ..paths import SENSITIVITY_DIR
 from ..tomlfiles import check_table, read_toml
 
-METHODS = ("sobol", "morris", "lhs", "ensemble")
+METHODS = ("sobol", "morris", "lhs", "ensemble", "posterior")
 #: The scenario name of runs with the model's own values (``scenarios = []`` in a problem file).
 NO_SCENARIO = "none"
 PROBLEM_KEYS = ("title", "description", "method", "samples", "seed", "scenarios", "outputs", "final_time", "levels",
@@ -180,10 +182,19 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
         source=str(path), final_time=document.get("final_time"), levels=int(document.get("levels", 4)),
         description=str(document.get("description", "")).strip(),
     )
-    if method == "ensemble":
+    if method in ("ensemble", "posterior"):
         from ..calibration.fit import ensemble_params
 
-        problem.ensemble = ensemble_params()
+        if method == "posterior":
+            from ..calibration.posterior import latest_posterior
+
+            found = latest_posterior()
+            if found is None:
+                raise ScenarioError(f"{path}: method 'posterior' needs a posterior_vN.nc in calibration/parameters; "
+                                    "run 'migsd calibrate --method posterior'")
+            problem.ensemble = ensemble_params(found, members=size, seed=problem.seed).drop_vars(["chain", "draw"])
+        else:
+            problem.ensemble = ensemble_params()
         problem.parameters = [Parameter(name, float(problem.ensemble[name].min()), float(problem.ensemble[name].max()))
                               for name in problem.ensemble.data_vars]
         problem.samples = problem.ensemble.sizes["run"]
@@ -282,7 +293,7 @@ def per_element_without_range(table: dict, variable) -> bool:
 
 def sample(problem: Problem) -> xr.Dataset:
     """The problem's sample: one variable per parameter (its label) over ``run``; same seed, same sample."""
-    if problem.method == "ensemble":
+    if problem.method in ("ensemble", "posterior"):
         values = np.column_stack([problem.ensemble[p.name].values for p in problem.parameters])
     else:
         from SALib.sample import latin, morris, sobol

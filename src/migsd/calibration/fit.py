@@ -31,15 +31,17 @@ import xarray as xr
 
 from ..paths import CALIBRATION_DIR, PARAMETERS_DIR
 from .data import CalibrationData
+from .likelihood import DISTRIBUTION_KEYS, LIKELIHOOD_KEYS, Likelihood, PriorDistribution, parse_distribution, \
+    parse_likelihood
 from ..errors import DataError, ScenarioError
 from ..names import canonical, did_you_mean
 from ..tomlfiles import check_table, read_toml
 
 TARGET_KEYS = ("name", "variable", "where", "data", "scale", "years", "transform", "weight", "band", "value",
-               "sigma")
-PRIOR_KEYS = ("name", "lower", "upper", "why")
+               "sigma") + LIKELIHOOD_KEYS
+PRIOR_KEYS = ("name", "why") + DISTRIBUTION_KEYS
 SETTINGS_KEYS = ("targets", "priors", "seed", "generations", "population", "local_evaluations", "members",
-                 "proposals", "years")
+                 "proposals", "years", "posterior")
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Target:
     band: tuple[float, float] | None = None
     value: float | None = None
     sigma: float = 0.1
+    #: the posterior's error model (``likelihood.py``); the payoff ignores it
+    likelihood: Likelihood | None = None
 
     @property
     def kind(self) -> str:
@@ -67,6 +71,12 @@ class Prior:
     lower: float
     upper: float
     why: str = ""
+    #: the posterior's prior density (uniform on [lower, upper] unless declared)
+    distribution: PriorDistribution | None = None
+
+    def __post_init__(self):
+        if self.distribution is None:
+            self.distribution = PriorDistribution("uniform", self.lower, self.upper)
 
 
 @dataclass
@@ -111,6 +121,7 @@ def load_targets(path: Path, model=None) -> list[Target]:
             raise ScenarioError(f"{where}: transform '{target.transform}' is not 'log' or 'none'")
         if sum(x is not None for x in (target.data, target.band, target.value)) != 1:
             raise ScenarioError(f"{where}: give exactly one of 'data' (a series), 'band' [low, high] or 'value'")
+        target.likelihood = parse_likelihood(table, where, target.kind)
         if model is not None:
             _check_target(model, target, where)
         targets.append(target)
@@ -150,6 +161,7 @@ def load_priors(path: Path, model=None) -> list[Prior]:
         prior = Prior(str(table["name"]), float(table["lower"]), float(table["upper"]), str(table["why"]))
         if not (math.isfinite(prior.lower) and math.isfinite(prior.upper) and prior.lower < prior.upper):
             raise ScenarioError(f"{where}: bounds must be finite with lower < upper, got [{prior.lower}, {prior.upper}]")
+        prior.distribution = parse_distribution(table, where, require_bounds=True)
         if model is not None:
             # both bounds, so a prior never searches outside the range the .mdl declares
             ParameterSet(model).apply({prior.name: prior.lower}, source=where)
@@ -200,10 +212,11 @@ class Problem:
         thetas = np.atleast_2d(thetas)
         return xr.Dataset({p.name: ("run", thetas[:, k]) for k, p in enumerate(self.priors)})
 
-    def simulate(self, thetas: np.ndarray) -> xr.Dataset:
+    def simulate(self, thetas: np.ndarray, **options) -> xr.Dataset:
+        """One batch; ``options`` (``chunk_size``, ``workers``) go to ``run_batch``."""
         columns = sorted({t.variable for t in self.targets})
         return self.model.run_batch(self.batch(thetas), return_columns=columns, final_time=self.final_time,
-                                    saveper=1.0)
+                                    saveper=1.0, **options)
 
     def simulated(self, target: Target, runs: xr.Dataset) -> xr.DataArray:
         values = runs[target.variable].sel(time=target.years).rename(time="year")
@@ -510,14 +523,23 @@ def read_parameters(path: Path) -> pd.DataFrame:
     return frame
 
 
-def ensemble_params(path: Path | None = None, include_best: bool = False) -> xr.Dataset:
+def ensemble_params(path: Path | None = None, include_best: bool = False, members: int | None = None,
+                    seed: int = 0) -> xr.Dataset:
     """The calibrated ensemble as run_batch parameters over ``run`` (members only, unless ``include_best``).
 
-    By default the promoted calibration's (see :func:`current`).
+    By default the promoted calibration's (see :func:`current`). From a
+    ``posterior_vN.nc``: ``members`` draws of the posterior (default: ``members``
+    of calibrate.toml's [posterior], 400), chosen with ``seed``, their chain and
+    draw as coordinates on ``run``; the posterior median is the ``best`` row.
     """
+    from .posterior import is_posterior, load_posterior_settings, posterior_members
+
     path = path or current()
     if path is None:
         raise DataError(f"no promoted calibration in {PARAMETERS_DIR}; run 'migsd calibrate --promote'")
+    if is_posterior(path):
+        count = members if members is not None else load_posterior_settings().members
+        return posterior_members(path, members=count, seed=seed, include_median=include_best)
     frame = read_parameters(path)
     if not include_best:
         frame = frame.drop(index="best")
@@ -534,4 +556,5 @@ def now() -> str:
 
 
 __all__ = ["CURRENT", "EvaluationLog", "Fit", "Prior", "Problem", "Settings", "Target", "current", "ensemble_params",
-           "fit", "fit_table", "latest", "promote", "load_settings", "make_problem", "read_parameters", "theil", "write_parameters"]
+           "fit", "fit_table", "latest", "load_settings", "make_problem", "promote", "read_parameters", "theil",
+           "write_parameters"]

@@ -49,6 +49,7 @@ def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
             return cached.load()
         cached.close()
     members = ensemble_params(model.calibration)
+    distinct = len(np.unique(np.column_stack([members[n].values for n in members.data_vars]), axis=0))
     parts = []
     iterator = scenarios
     if progress:
@@ -64,9 +65,31 @@ def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
 
     dataset.attrs.update({"report_key": key, "title": "migsd scenarios over the calibrated ensemble",
                           "calibration": Path(model.calibration).name if model.calibration else "none",
-                          **provenance(model, scenarios)})
+                          "distinct_members": distinct, **provenance(model, scenarios)})
     to_netcdf(dataset, path, overwrite=True)
     return dataset
+
+
+def probability_error(share: xr.DataArray, draws: int) -> dict[str, xr.DataArray]:
+    """Monte Carlo standard error and 90% interval of a share of ``draws`` independent posterior draws.
+
+    The interval is the Jeffreys one, Beta(k + 1/2, n - k + 1/2): where the
+    probability lies given the finite number of parameter sets it was computed
+    from (copies of one parameter set count once, so a resampled ensemble is
+    not taken for more than it is).
+
+    Examples
+    --------
+    >>> out = probability_error(xr.DataArray(0.5), 400)
+    >>> round(float(out["MCSE"]), 4), round(float(out["5%"]), 3), round(float(out["95%"]), 3)
+    (0.025, 0.459, 0.541)
+    """
+    from scipy.stats import beta
+
+    count = share * draws
+    low = xr.apply_ufunc(lambda k: beta.ppf(0.05, k + 0.5, draws - k + 0.5), count)
+    high = xr.apply_ufunc(lambda k: beta.ppf(0.95, k + 0.5, draws - k + 0.5), count)
+    return {"MCSE": np.sqrt(share * (1 - share) / draws), "5%": low, "95%": high}
 
 
 HEADLINE = ("status_quo", "iom_south_south")
@@ -149,9 +172,12 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attri
             loop_facts: xr.Dataset | None = None) -> xr.Dataset:
     """Every number the report states, computed from the runs."""
     years = ensemble[YIELD_VARIABLE]
+    draws = int(ensemble.attrs.get("distinct_members", ensemble.sizes["run"]))
     out = {}
     for year in YEARS:
         out[f"P(yield by {year})"] = (years <= year).mean("run")
+        for label, value in probability_error(out[f"P(yield by {year})"], draws).items():
+            out[f"P(yield by {year}) {label}"] = value
     finite = years.where(np.isfinite(years))
     out["median yield year"] = finite.quantile(0.5, dim="run").drop_vars("quantile")
     out["yield year 5%"] = finite.quantile(0.05, dim="run").drop_vars("quantile")
@@ -169,6 +195,7 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attri
     held = (shortage > shortage.median("run")) & ~(years <= 2060)
     out["share: shortage above median yet no yield by 2060"] = held.mean("run")
     dataset = xr.Dataset(out)
+    dataset.attrs["distinct_members"] = draws
     if indices is not None and f"{YIELD_VARIABLE} ST" in indices:
         total = indices[f"{YIELD_VARIABLE} ST"]
         # the sweep's scenario labels are stored at their own width: compare as text, then take the report's labels
@@ -318,11 +345,18 @@ def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str
               + ", ".join(f"`{item.split('=')[0]}` (`{item.split('=')[-1][:16]}`)"
                           for item in ensemble.attrs.get("scenario_sha256", "").split("; ") if item)
               + "; every file's full digest is in `numbers.nc` and `ensemble.nc`.", ""]
+    draws = int(facts.attrs.get("distinct_members", members))
     lines += ["## Probability that Northern restrictiveness has yielded", "",
-              "| scenario | " + " | ".join(f"by {y}" for y in YEARS) + " | median year (5%-95%) |",
+              f"Each probability is the share of members in which it has yielded, ± its Monte Carlo standard error, "
+              f"[its 90% interval] given the {draws} distinct parameter sets it rests on; the median year comes "
+              "with its 90% credible interval over the parameters' uncertainty.", "",
+              "| scenario | " + " | ".join(f"by {y}" for y in YEARS) + " | median year (90% interval) |",
               "|---|" + "---|" * (len(YEARS) + 1)]
     for s in scenarios:
-        cells = [f"{100 * float(facts[f'P(yield by {y})'].sel(scenario=s)):.0f}%" for y in YEARS]
+        cells = [f"{100 * float(facts[f'P(yield by {y})'].sel(scenario=s)):.0f}% "
+                 f"± {100 * float(facts[f'P(yield by {y}) MCSE'].sel(scenario=s)):.1f} "
+                 f"[{100 * float(facts[f'P(yield by {y}) 5%'].sel(scenario=s)):.0f}-"
+                 f"{100 * float(facts[f'P(yield by {y}) 95%'].sel(scenario=s)):.0f}%]" for y in YEARS]
         median = _fmt_year(float(facts["median yield year"].sel(scenario=s)))
         low = _fmt_year(float(facts["yield year 5%"].sel(scenario=s)))
         high = _fmt_year(float(facts["yield year 95%"].sel(scenario=s)))
