@@ -505,7 +505,7 @@ def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int 
     shifts = shifts[np.isfinite(shifts)]
     if shifts.size:
         right.hist(shifts, bins=20, color="C7")
-    right.set_xlabel("year dominance first shifts")
+    right.set_xlabel("year the dominant loop family first shifts")
     right.set_ylabel("runs")
     figure.tight_layout()
     path = Path(path)
@@ -516,11 +516,19 @@ def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int 
 
 
 def dominance_shifts(dataset: xr.Dataset) -> xr.DataArray:
-    """Per run, the first year (after the initial one) the dominant loop differs from the one before; NaN if never."""
+    """Per run, the first year (after the initial one) the dominant loop family differs from the one before.
+
+    NaN if it never does. Families are the names of ``models/loops.toml`` (an unnamed
+    loop is its own family), so a shift between two element paths of one named loop
+    does not count.
+    """
     dominant = dataset["dominant loop"]
     if "run" not in dominant.dims:
         dominant = dominant.expand_dims(run=[0])
-    values = dominant.transpose("run", "time").values
+    family = dict(zip(dataset["loop"].values.tolist(), dataset["loop_family"].values.tolist()))
+    family[""] = ""
+    values = np.vectorize(lambda name: family.get(name, name), otypes=[object])(
+        dominant.transpose("run", "time").values)
     times = dataset["time"].values
     first = np.full(values.shape[0], np.nan)
     for r in range(values.shape[0]):
