@@ -194,3 +194,4 @@ def test_dominance_shifts_count_changes_of_loop_family():
                 "loop_family": ("loop", ["A", "A", "b"])})
     shifts = dominance_shifts(ds)
     assert shifts.values[0] == 3 and np.isnan(shifts.values[1])
+    assert np.isnan(dominance_shifts(ds, after=3).values).all()
