@@ -277,7 +277,7 @@ def _cmd_report(args) -> int:
 def _cmd_loops(args) -> int:
     import numpy as np
 
-    from .analysis.loops import dominance_by_decade, dominance_figure, dominance_shifts, stacked_figure
+    from .analysis.loops import SHIFTS_AFTER, dominance_by_decade, dominance_figure, dominance_shifts, stacked_figure
     from .model import load_model
 
     scenario = args.scenario or "status_quo"
@@ -310,11 +310,11 @@ def _cmd_loops(args) -> int:
     figure = stacked_figure(dataset, out / "loops.png", title=f"{scenario}: loops through {args.variable}")
     print(f"wrote {figure}")
     if params is not None:
-        shifts = dominance_shifts(dataset)
+        shifts = dominance_shifts(dataset, after=SHIFTS_AFTER)
         dataset["first dominance shift"] = shifts
         finite = shifts.values[np.isfinite(shifts.values)]
         if finite.size:
-            print(f"first dominance shift: median {np.median(finite):.0f} (5%-95% {np.quantile(finite, 0.05):.0f}-"
+            print(f"first shift of the dominant loop family after {SHIFTS_AFTER:g}: median {np.median(finite):.0f} (5%-95% {np.quantile(finite, 0.05):.0f}-"
                   f"{np.quantile(finite, 0.95):.0f}) over {finite.size} of {shifts.size} runs")
         print(f"wrote {dominance_figure(dataset, out / 'dominance.png', title=f'{scenario}: {args.variable}')}")
     if netcdf.exists():

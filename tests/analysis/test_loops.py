@@ -183,3 +183,15 @@ def test_a_held_variable_cuts_its_loop():
     south = [k for k, v in enumerate(ds["loop_variables"].values) if "[South]" in v]
     np.testing.assert_array_equal(ds["loop score"].isel(loop=north, time=slice(1, None)).values, 0.0)
     np.testing.assert_allclose(ds["relative loop score"].isel(loop=south, time=slice(1, None)).values, -1.0)
+
+
+def test_dominance_shifts_count_changes_of_loop_family():
+    from migsd.analysis.loops import dominance_shifts
+
+    ds = xr.Dataset(
+        {"dominant loop": (("run", "time"), [["", "a1", "a2", "b", "b"], ["", "a1", "a1", "a2", "a1"]])},
+        coords={"time": [0, 1, 2, 3, 4], "run": [0, 1], "loop": ["a1", "a2", "b"],
+                "loop_family": ("loop", ["A", "A", "b"])})
+    shifts = dominance_shifts(ds)
+    assert shifts.values[0] == 3 and np.isnan(shifts.values[1])
+    assert np.isnan(dominance_shifts(ds, after=3).values).all()

@@ -32,6 +32,8 @@ from ..paths import MODELS_DIR
 #: Loops enumerated exhaustively up to this many; past it the strongest-path search takes over.
 MAX_LOOPS = 400
 LOOPS_FILE = MODELS_DIR / "loops.toml"
+#: Dominance shifts are counted from the year the yield is measured against (the model leaves 1990 quickly).
+SHIFTS_AFTER = 2020.0
 
 
 @dataclass
@@ -501,11 +503,11 @@ def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int 
     left.set_ylim(0, 1)
     left.set_title(title or "dominant loop over the ensemble", fontsize=10)
     left.legend(fontsize=6)
-    shifts = dominance_shifts(dataset).values
+    shifts = dominance_shifts(dataset, after=SHIFTS_AFTER).values
     shifts = shifts[np.isfinite(shifts)]
     if shifts.size:
         right.hist(shifts, bins=20, color="C7")
-    right.set_xlabel("year dominance first shifts")
+    right.set_xlabel(f"year the dominant loop family first shifts after {SHIFTS_AFTER:g}")
     right.set_ylabel("runs")
     figure.tight_layout()
     path = Path(path)
@@ -515,17 +517,27 @@ def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int 
     return path
 
 
-def dominance_shifts(dataset: xr.Dataset) -> xr.DataArray:
-    """Per run, the first year (after the initial one) the dominant loop differs from the one before; NaN if never."""
+def dominance_shifts(dataset: xr.Dataset, after: float | None = None) -> xr.DataArray:
+    """Per run, the first year (after the initial one, or ``after``) the dominant loop family differs from the one before.
+
+    NaN if it never does. Families are the names of ``models/loops.toml`` (an unnamed
+    loop is its own family), so a shift between two element paths of one named loop
+    does not count.
+    """
     dominant = dataset["dominant loop"]
     if "run" not in dominant.dims:
         dominant = dominant.expand_dims(run=[0])
-    values = dominant.transpose("run", "time").values
+    family = dict(zip(dataset["loop"].values.tolist(), dataset["loop_family"].values.tolist()))
+    family[""] = ""
+    values = np.vectorize(lambda name: family.get(name, name), otypes=[object])(
+        dominant.transpose("run", "time").values)
     times = dataset["time"].values
     first = np.full(values.shape[0], np.nan)
     for r in range(values.shape[0]):
         row = values[r]
         for k in range(2, len(row)):
+            if after is not None and times[k - 1] < after:
+                continue
             if row[k] and row[k - 1] and row[k] != row[k - 1]:
                 first[r] = times[k]
                 break

@@ -207,10 +207,10 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attri
         from ..analysis.attribution import summary
 
         cut = summary(attributed["yield year by channel"], by=YEARS)
-        dataset = dataset.merge(cut.reindex(scenario=dataset["scenario"].values))
+        dataset = dataset.merge(cut.reindex(scenario=dataset["scenario"].values), compat="override")
         dataset = dataset.assign_coords(channel_description=attributed["channel_description"])
     if loop_facts is not None:
-        dataset = dataset.merge(loop_facts.rename(scenario="headline_scenario"))
+        dataset = dataset.merge(loop_facts.rename(scenario="headline_scenario"), compat="override")
     return dataset
 
 
