@@ -97,14 +97,14 @@ def migsd_cli(*args):
 
 
 def test_the_cli_exits_non_zero_with_the_message(tmp_path):
-    result = migsd_cli("run", "--time-step", "200", "--quiet")
+    result = migsd_cli("run", "--time-step", "22", "--quiet")
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "migsd: error: migsd.mdl: the run failed: 'irregular share of arrivals'[North] is the first variable to "
-        "turn non-finite: NaN at time 2190 (26 more variable(s) non-finite by then). Inputs that differ from the "
-        ".mdl's (on calibration calibration/parameters/calibrated_v1.csv): TIME STEP = 200; SAVEPER = 200")
+        "turn non-finite: NaN at time 2078 (27 more variable(s) non-finite by then). Inputs that differ from the "
+        ".mdl's (on calibration calibration/parameters/calibrated_v1.csv): TIME STEP = 22; SAVEPER = 22")
     assert "yields in" not in result.stdout
-    kept = migsd_cli("run", "--time-step", "200", "--quiet", "--keep-nonfinite", "--out", str(tmp_path / "k.nc"))
+    kept = migsd_cli("run", "--time-step", "22", "--quiet", "--keep-nonfinite", "--out", str(tmp_path / "k.nc"))
     assert kept.returncode == 1 and (tmp_path / "k.nc").exists()
     assert "kept for diagnosis" in kept.stderr
 

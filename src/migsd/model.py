@@ -881,6 +881,8 @@ def _check_steps(settings: dict) -> None:
             (final - initial, f"the horizon {initial:g}-{final:g} ({final - initial:g} years)",
              "the run would not end at FINAL TIME")):
         ratio = span / step
+        if not math.isfinite(ratio):
+            continue  # more steps than a float counts: the size check refuses the run, saying what to change
         if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio) or round(ratio) < 1:
             fitting = span / max(1, math.ceil(ratio))
             raise ModelError(f"time_step {step:g} does not divide {what}: {consequence}; "
