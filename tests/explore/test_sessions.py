@@ -1,5 +1,8 @@
 """The explorer's memory stays bounded over many page loads: a destroyed session releases its page."""
 
+import gc
+import warnings
+
 import panel as pn
 import pytest
 from bokeh.document import Document
@@ -7,6 +10,19 @@ from bokeh.server.contexts import BokehSessionContext
 from panel.io.state import set_curdoc
 
 from migsd.explore.app import Explorer, session_page
+
+
+# Panel, building documents outside a running server, leaves an event loop (and its sockets) per document
+# unclosed; they are collected here, so that their ResourceWarnings never land in whichever test runs next
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture(autouse=True)
+def collect_panel_leftovers():
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +45,6 @@ def load_and_close(explorer, number):
     return page
 
 
-# Panel, building documents outside a running server, leaves an event loop per document unclosed
-@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_pages_of_destroyed_sessions_are_released(explorer):
     pn.extension(notifications=False)
     pages = [load_and_close(explorer, n) for n in range(3)]
