@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import xarray as xr
 
 import migsd
 from migsd.errors import MigsdError, ModelError

@@ -44,10 +44,18 @@ def headline_figure(dataset: xr.Dataset, path: str | Path | None = None):
     axes.flat[0].legend(fontsize=7, loc="best")
     figure.suptitle("Does Northern restrictionism yield under labour scarcity? (dotted: yield year)", fontsize=12)
     if path is not None:
-        from .outputs import write_atomically
-
-        try:
-            write_atomically(Path(path), lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
-        finally:
-            plt.close(figure)
+        save_figure(figure, path, dpi=110)
     return figure
+
+
+def save_figure(figure, path: str | Path, dpi: int = 90) -> Path:
+    """Write a figure as PNG, whole or not at all (a killed run leaves no half-written picture), and close it."""
+    from .outputs import write_atomically
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))
+    finally:
+        plt.close(figure)
+    return path

@@ -2,8 +2,6 @@
 
 import subprocess
 import sys
-import time
-import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from migsd.analysis.sensitivity import analyze, load_problem, sample
 from migsd.analysis.sweep import evaluate, open_store, yield_probability
 
 from ..conftest import DATA
+from .sweeps import kill_once_partly_done
 
 ISHIGAMI = {"S1": [0.3139, 0.4424, 0.0], "ST": [0.5576, 0.4424, 0.2437]}  # a = 7, b = 0.1
 
@@ -99,24 +98,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     store = tmp_path / "killed.zarr"
     command = [sys.executable, "-m", "migsd.cli", "sweep", "restrictionism", "--n", "32", "--out", str(store),
                "--chunk", "16", "--quiet"]
-    process = subprocess.Popen(command)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if (store / "status").exists():
-                try:
-                    with warnings.catch_warnings():  # the manifest's jsonl files, which zarr calls unknown
-                        warnings.filterwarnings("ignore", message=r"Object at \w+\.jsonl is not recognized")
-                        status = xr.open_zarr(store, consolidated=False)["status"].values
-                # read while the sweep writes (zarr also warns of a file half written): retry
-                except (OSError, ValueError, KeyError, RuntimeError, Warning):
-                    status = None
-                if status is not None and 0 < np.sum(status == 1) < status.size:
-                    break
-            time.sleep(0.05)
-    finally:
-        process.kill()
-        process.wait()
+    kill_once_partly_done(command, store)
     partial = open_store(store)["status"].values
     assert 0 < np.sum(partial == 1) < partial.size, "the sweep finished or never started before the kill"
     subprocess.run(command + ["--resume"], check=True)

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from migsd.analysis.sweep import check_store, evaluate, open_store, open_verifie
 from migsd.errors import StoreError
 
 from ..conftest import DATA
+from .sweeps import kill_once_partly_done
 
 
 def cli(*args):
@@ -71,28 +71,6 @@ def test_the_shipped_model_s_store_records_calibration_and_scenarios(model, tmp_
         assert digest == hashlib.sha256((migsd.paths.SCENARIOS_DIR / f"{name}.toml").read_bytes()).hexdigest()
 
 
-def _kill_once_partly_done(command, store):
-    process = subprocess.Popen(command)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if (store / "status").exists():
-                try:
-                    with warnings.catch_warnings():  # the manifest's jsonl files, which zarr calls unknown
-                        warnings.filterwarnings("ignore", message=r"Object at \w+\.jsonl is not recognized")
-                        status = xr.open_zarr(store, consolidated=False)["status"].values
-                # read while the sweep writes (zarr also warns of a file half written): retry
-                except (OSError, ValueError, KeyError, RuntimeError, Warning):
-                    status = None
-                if status is not None and 0 < np.sum(status == 1) < status.size:
-                    break
-            time.sleep(0.05)
-    finally:
-        process.kill()
-        process.wait()
-    return process.pid
-
-
 @pytest.mark.slow
 def test_a_killed_sweep_resumed_after_the_model_changed_is_refused_and_analyze_refuses_it(ishigami_copy, tmp_path):
     mdl, toml = ishigami_copy
@@ -100,7 +78,7 @@ def test_a_killed_sweep_resumed_after_the_model_changed_is_refused_and_analyze_r
     store = tmp_path / "killed.zarr"
     command = [sys.executable, "-m", "migsd.cli", "sweep", str(toml), "--model", str(mdl), "--out", str(store),
                "--chunk", "64", "--quiet"]
-    killed = _kill_once_partly_done(command, store)
+    killed = kill_once_partly_done(command, store)
     status = open_store(store)["status"].values
     assert 0 < np.sum(status == 1) < status.size, "the sweep finished or never started before the kill"
 

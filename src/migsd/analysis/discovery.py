@@ -85,10 +85,7 @@ def discover(results: xr.Dataset, *, scenario: str, by: float = 2060, threshold:
 
 def write(boxes: list[Box], folder: Path, scenario: str) -> list[Path]:
     """A table (CSV) of the boxes and a figure of their peeling trajectories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plt, save_figure  # imported here: matplotlib is slow to import and few calls draw
 
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -110,6 +107,4 @@ def write(boxes: list[Box], folder: Path, scenario: str) -> list[Path]:
         axis.set_title(f"{scenario}: {box.outcome} ({100 * box.share:.0f}% of runs)", fontsize=9)
     figure.tight_layout()
     picture = folder / f"prim_{scenario}.png"
-    figure.savefig(picture, dpi=90)
-    plt.close(figure)
-    return [table, picture]
+    return [table, save_figure(figure, picture)]

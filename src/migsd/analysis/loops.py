@@ -17,8 +17,6 @@ variables a loop passes through).
 from __future__ import annotations
 
 import hashlib
-import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -437,10 +435,7 @@ def stacked_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int = 
     Over an ensemble the median over runs is drawn. The ``top`` loops by mean absolute
     share are drawn one by one; the rest are gathered by sign.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plt, save_figure  # imported here: matplotlib is slow to import and few calls draw
 
     relative = dataset["relative loop score"]
     if "variable_loop" in dataset.coords:
@@ -479,19 +474,12 @@ def stacked_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int = 
     axis.set_title(title or "loops that matter", fontsize=10)
     axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int = 6) -> Path:
     """Over an ensemble: the probability that each loop family dominates each year, and when dominance first shifts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plt, save_figure  # imported here: matplotlib is slow to import and few calls draw
 
     probability = dataset["dominance probability"].groupby(dataset["loop_family"]).sum()
     order = np.argsort(-probability.mean("time").values)[:top]
@@ -510,11 +498,7 @@ def dominance_figure(dataset: xr.Dataset, path: Path, title: str = "", top: int 
     right.set_xlabel(f"year the dominant loop family first shifts after {SHIFTS_AFTER:g}")
     right.set_ylabel("runs")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def dominance_shifts(dataset: xr.Dataset, after: float | None = None) -> xr.DataArray:

@@ -550,10 +550,7 @@ def yield_probability(results: xr.Dataset, years) -> xr.DataArray:
 
 def report(problem: Problem, results: xr.Dataset, folder: Path) -> list[Path]:
     """Indices (netCDF) and figures of a finished sweep: fan charts, index bars, yield probability."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plt, save_figure  # imported here: matplotlib is slow to import and few calls draw
 
     from .sensitivity import analyze
 
@@ -582,9 +579,7 @@ def report(problem: Problem, results: xr.Dataset, folder: Path) -> list[Path]:
         axis.legend(fontsize=8)
         path = folder / f"fan_{output.replace(' ', '_')}.png"
         figure.tight_layout()
-        figure.savefig(path, dpi=90)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, path))
     key = {"sobol": "ST", "morris": "mu_star"}.get(problem.method, "rank_correlation")
     for output in problem.outputs:
         name = f"{output} {key}"
@@ -599,9 +594,7 @@ def report(problem: Problem, results: xr.Dataset, folder: Path) -> list[Path]:
                        fontsize=10)
         figure.tight_layout()
         path = folder / f"indices_{output.replace(' ', '_')}.png"
-        figure.savefig(path, dpi=90)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, path))
     if YIELD_VARIABLE in results:
         years = list(range(2020, int(results.attrs.get("final_time", 2100)) + 1))
         probability = yield_probability(results, years)
@@ -613,7 +606,5 @@ def report(problem: Problem, results: xr.Dataset, folder: Path) -> list[Path]:
         axis.legend(fontsize=8)
         path = folder / "yield_probability.png"
         figure.tight_layout()
-        figure.savefig(path, dpi=90)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, path))
     return written

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ..paths import CALIBRATION_DIR, PARAMETERS_DIR
 from .data import CalibrationData
