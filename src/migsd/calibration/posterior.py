@@ -198,7 +198,7 @@ class PosteriorProblem:
 
     # ----------------------------------------------------------- likelihood
     def nuisance(self, thetas: np.ndarray, target: Target) -> Nuisance:
-        values = {"noise": target.likelihood.noise, "ar1": target.likelihood.ar1 or 0.0, "bias": 0.0}
+        values = {"noise": target.likelihood.noise, "ar1": target.likelihood.ar1 or 0.0, "bias": 0.0, "factor": 1.0}
         for k, p in enumerate(self.parameters):
             if p.target == target.name:
                 values[p.role] = thetas[:, k]
