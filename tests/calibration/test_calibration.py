@@ -203,7 +203,9 @@ def test_shipped_settings_load(uncalibrated):
     from migsd.calibration import load_settings
 
     settings = load_settings(CALIBRATION_DIR / "calibrate.toml", uncalibrated)
-    assert {t.kind for t in settings.targets} == {"series", "band", "soft"}
+    # the 2015 soft sentiment point gave way to the survey series of the political core
+    assert {t.kind for t in settings.targets} == {"series", "band"}
+    assert any(t.political for t in settings.targets)
     assert all(p.why for p in settings.priors)
     problem = make_problem(uncalibrated, settings)
     assert set(problem.data) == {t.name for t in settings.targets if t.kind == "series"}

@@ -108,8 +108,9 @@ CITATIONS = {
 
 #: IOM route groupings (shared data's ``route_destination_region``) that lead to one model region.
 ROUTES_TO = {
-    "north_hic": ("Central Mediterranean", "Western Mediterranean", "Eastern Mediterranean",
-                  "Western African Atlantic", "Intra-European", "EHOA Northern Route", "Central American Route"),
+    "north_hic": ("Central Mediterranean Route", "Western Mediterranean Route", "Eastern Mediterranean Route",
+                  "Western African Atlantic Route", "Intra-European routes", "EHOA Northern Route",
+                  "Central American Route"),
     "gulf_hic": ("EHOA Eastern Route",),
 }
 
