@@ -236,3 +236,65 @@ def test_the_posterior_density_divides_by_the_factor_and_tempers_transcribed_poi
     likelihood.tempering = TRANSCRIBED_WEIGHT
     np.testing.assert_allclose(series_pointwise(likelihood, model, data, Nuisance(noise=0.1, factor=0.5)),
                                TRANSCRIBED_WEIGHT * at_truth)
+
+
+# ------------------------------------------------------------ synthetic recovery
+SYNTHETIC = Path(__file__).parents[1] / "data" / "calibration" / "synthetic_political_targets.toml"
+KNOWN = {"initial restrictiveness[North]": 0.42, "initial anti migrant sentiment[North]": 0.55,
+         "cohort contribution learning": 5.0}
+#: IOM's recorded share and Eurobarometer's share per unit of relative salience behind the synthetic data
+KNOWN_FACTORS = {"world deaths on routes": 0.5, "Northern salience (Eurobarometer)": 0.2}
+
+
+def synthetic_political_problem(model, noisy: bool, seed: int = 1):
+    """The fixture's targets with data made by the model at KNOWN, through their own error model.
+
+    Each series gets its declared noise per point and, where declared, one proxy offset for the whole series
+    (the sampled country's gap from the region); factor targets are the model times the known factor.
+    """
+    from migsd.calibration.fit import Settings, make_problem
+
+    targets = load_targets(SYNTHETIC, model)
+    priors = [Prior("initial restrictiveness[North]", 0.3, 0.6), Prior("initial anti migrant sentiment[North]", 0.35, 0.7),
+              Prior("cohort contribution learning", 0.0, 10.0)]
+    settings = Settings(targets, priors, seed=5, generations=12, population=6, local_evaluations=80, members=3,
+                        proposals=30)
+    problem = make_problem(model, settings)
+    truth = problem.simulate(np.array([[KNOWN[p.name] for p in priors]]))
+    rng = np.random.default_rng(seed)
+    for target in targets:
+        clean = problem.simulated(target, truth).isel(run=0) * KNOWN_FACTORS.get(target.name, 1.0)
+        likelihood = target.likelihood
+        error = 0.0
+        if noisy:
+            error = rng.normal(0.0, likelihood.noise, size=clean.shape) + rng.normal(0.0, likelihood.proxy or 0.0)
+        values = clean * np.exp(error) if target.transform == "log" else clean + error
+        problem.data[target.name] = values.transpose(*problem.data[target.name].dims)
+    return problem, settings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noisy, tolerance", [
+    # noise-free: the levels, the cohort learning (through the drift of sentiment) and both factors come back
+    (False, {"initial restrictiveness[North]": 0.005, "initial anti migrant sentiment[North]": 0.005,
+             "cohort contribution learning": 0.1, "factors": 0.02}),
+    # with the declared noise (1-2%) and proxy offsets (1 point): the levels within a few per cent; cohort learning
+    # moves Northern sentiment by 0.001 per unit by 2016 on main's model, below the noise, so it is then not
+    # identified (not checked); the deaths factor inherits the restrictiveness error
+    (True, {"initial restrictiveness[North]": 0.05, "initial anti migrant sentiment[North]": 0.05,
+            "factors": 0.15}),
+])
+def test_known_parameters_and_factors_are_recovered_through_the_political_targets(uncalibrated, noisy, tolerance):
+    from migsd.calibration.fit import fit
+
+    problem, settings = synthetic_political_problem(uncalibrated, noisy)
+    fitted = fit(problem, settings)
+    recovered = dict(zip((p.name for p in problem.priors), fitted.best))
+    for name, value in KNOWN.items():
+        if name in tolerance:
+            assert recovered[name] == pytest.approx(value, rel=tolerance[name]), (name, recovered[name])
+    runs = problem.simulate(fitted.best)
+    for target in problem.targets:
+        if target.name in KNOWN_FACTORS:
+            _, factor = problem.political_residuals(target, problem.simulated(target, runs))
+            assert factor[0] == pytest.approx(KNOWN_FACTORS[target.name], rel=tolerance["factors"]), target.name
