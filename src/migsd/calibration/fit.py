@@ -604,13 +604,28 @@ def theil(model: np.ndarray, data: np.ndarray) -> dict[str, float]:
     }
 
 
+def compared(problem: Problem, target: Target, runs: xr.Dataset) -> tuple[xr.DataArray, np.ndarray | None]:
+    """The model as its data see it (times the fitted reporting factor, if any), and that factor per run."""
+    model = problem.simulated(target, runs)
+    if not (target.political and target.likelihood is not None and target.likelihood.factor is not None):
+        return model, None
+    _, factor = problem.political_residuals(target, model)
+    return model * xr.DataArray(factor, dims="run"), factor
+
+
 def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in sample") -> pd.DataFrame:
-    """Fit statistics per target series (one row per target and element)."""
+    """Fit statistics per target series (one row per target and element).
+
+    A political series with a reporting factor is scored as the model times its fitted factor (in ``factor``);
+    a one-sided target (``bound``) by its ``coverage``, the share of data years on the side the model must keep
+    to (its MAPE is left empty: the data are a limit, not a value).
+    """
     rows = []
     for target in problem.targets:
         if target.kind != "series":
             continue
-        model = problem.simulated(target, runs).isel(run=run)
+        model, factor = compared(problem, target, runs)
+        model = model.isel(run=run)
         data = problem.data[target.name].transpose(*model.dims)
         other = [d for d in model.dims if d != "year"]
         stacked_model = model.stack(series=other) if other else model.expand_dims(series=[""])
@@ -618,8 +633,14 @@ def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in
         for index in range(stacked_model.sizes["series"]):
             label_values = stacked_model["series"].values[index]
             element = ",".join(map(str, label_values)) if isinstance(label_values, tuple) else str(label_values)
-            stats = theil(stacked_model.isel(series=index).values, stacked_data.isel(series=index).values)
-            rows.append({"target": target.name, "series": element, "sample": label, **stats})
+            m, d = stacked_model.isel(series=index).values, stacked_data.isel(series=index).values
+            stats = theil(m, d)
+            extra = {"factor": float(factor[run]) if factor is not None else float("nan"), "coverage": float("nan")}
+            if target.bound is not None:
+                inside = m >= d - 1e-12 if target.bound == "lower" else m <= d + 1e-12
+                extra["coverage"] = float(np.mean(inside))
+                stats["MAPE"] = float("nan")
+            rows.append({"target": target.name, "series": element, "sample": label, **stats, **extra})
     return pd.DataFrame(rows)
 
 
