@@ -235,10 +235,10 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert list(frame.index) == ["best", "member001", "member002", "member003"]
     assert list(frame.columns) == ["emigration propensity multiplier", "base return rate[North]"]
     note = path.with_suffix(".md").read_text()
-    assert "sha256" in note and "payoff" in note and "out of sample 2015-2020" in note
+    assert "sha256" in note and "payoff" in note and "out of sample 2020" in note
     fit = pd.read_csv(out / "calibrated_v1_fit.csv")
     assert set(fit["sample"]) == {"in sample 1990-2020", "calibrated to 2010: in sample 1990-2010",
-                                  "calibrated to 2010: out of sample 2015-2020", "validation 2021-2023 (best)"}
+                                  "calibrated to 2010: out of sample 2020", "validation 2021-2023 (best)"}
     assert {"RMSE", "MAPE", "R2", "U_M", "U_S", "U_C"} <= set(fit.columns)
     assert (out / "calibrated_v1_fit" / "foreign-born_by_destination.png").exists()
     # a version whose evaluations are logged but whose results were never written is the one to resume

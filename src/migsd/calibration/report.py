@@ -62,7 +62,7 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     fitted = fit(problem, settings, EvaluationLog(stem.with_name(stem.name + ".evaluations.npz")), progress)
     runs = problem.simulate(fitted.best)
     years = sorted({y for t in problem.targets for y in t.years})
-    table = fit_table(problem, runs, label=f"in sample {years[0]}-{years[-1]}")
+    table = fit_table(problem, runs, label=f"in sample {_period(years)}")
     tables = [table]
     holdout = None
     if out_of_sample:
@@ -74,7 +74,7 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
         later = make_problem(model, settings, data, since=HOLDOUT_FROM)
         later_years = sorted({y for t in later.targets for y in t.years})
         out_years = fit_table(later, held_runs,
-                              label=f"calibrated to 2010: out of sample {later_years[0]}-{later_years[-1]}")
+                              label=f"calibrated to 2010: out of sample {_period(later_years)}")
         tables += [in_years, out_years]
     validation = make_problem(model, replace(settings, targets=[VALIDATION]), data)
     tables.append(fit_table(validation, validation.simulate(fitted.best), label="validation 2021-2023 (best)"))
@@ -87,6 +87,10 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall)
     stem.with_suffix(".md").write_text(note, encoding="utf-8")
     return stem.with_suffix(".csv")
+
+
+def _period(years: list[int]) -> str:
+    return f"{years[0]}-{years[-1]}" if years[-1] > years[0] else str(years[0])
 
 
 def _version(directory: Path, resume: bool) -> int:
