@@ -298,3 +298,16 @@ def test_known_parameters_and_factors_are_recovered_through_the_political_target
         if target.name in KNOWN_FACTORS:
             _, factor = problem.political_residuals(target, problem.simulated(target, runs))
             assert factor[0] == pytest.approx(KNOWN_FACTORS[target.name], rel=tolerance["factors"]), target.name
+
+
+def test_a_posterior_of_another_model_is_never_picked_for_this_one(tmp_path):
+    """posterior_v1.nc predates the political core: asked for this model's posterior, nothing is found."""
+    from types import SimpleNamespace
+
+    from migsd.calibration.posterior import latest_posterior, read_posterior
+
+    shutil.copy(CALIBRATION_DIR / "parameters" / "posterior_v1.nc", tmp_path / "posterior_v1.nc")
+    recorded = read_posterior(tmp_path / "posterior_v1.nc").attrs["model_sha256"]
+    assert latest_posterior(tmp_path, model=SimpleNamespace(sha256=recorded)) == tmp_path / "posterior_v1.nc"
+    assert latest_posterior(tmp_path, model=SimpleNamespace(sha256="0" * 64)) is None
+    assert latest_posterior(tmp_path) == tmp_path / "posterior_v1.nc"  # asked for any, it is still there
