@@ -6,7 +6,13 @@ migrant stocks span three orders of magnitude across regions, and a log error
 weighs a 5% miss in the Gulf like a 5% miss in the North. Shares given as a band
 (the world migrant share) add the squared log distance to the band, zero inside
 it; soft targets (scattered survey points) add a squared difference scaled by
-their stated uncertainty.
+their stated uncertainty. Political-core series (``political.py``: policy indices,
+surveys, salience, deaths on routes, labour tightness) add their mean squared
+standardised error (noise and proxy error in quadrature) times
+``POLITICAL_SCALE``\ :sup:`2`, transcribed figures at ``TRANSCRIBED_WEIGHT``; a series
+scaled by an uncertain factor (IOM's recorded share of deaths) is compared at
+the factor that fits it best within its prior bounds (profiled out), and a
+one-sided target counts only the side its data bound.
 
 The fit is global then local: scipy's differential evolution, each generation
 integrated as one batch of runs, then a bounded Nelder-Mead from its best. The

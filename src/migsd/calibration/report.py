@@ -189,7 +189,7 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
 - command: `{command}`
 - settings: `{settings_path.name}` (targets, priors, seed {settings.seed}, {settings.generations} generations,
   population {settings.population} per parameter, {settings.local_evaluations} Nelder-Mead evaluations)
-- payoff (weighted mean squared log error, see src/migsd/calibration/fit.py): **{fitted.payoff:.6g}**
+- payoff (weighted mean squared error: log errors of stocks, standardised errors of political series, see src/migsd/calibration/fit.py): **{fitted.payoff:.6g}**
   after {fitted.evaluations} evaluations
 - ensemble: {len(fitted.members)} members resampled from {settings.proposals} proposals,
   effective sample size {fitted.effective_sample_size:.1f}
