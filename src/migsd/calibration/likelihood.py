@@ -17,7 +17,12 @@ estimates it (default: lognormal, median 0.05, bounded to [0.001, 1]). ``ar1``
 correlates a series' errors over successive data years: a number in [0, 1)
 fixes the coefficient, a prior table estimates it. ``bias`` adds an estimated
 offset (on the error's scale) between the model and a series that stands for a
-region it only samples: data = model x exp(bias) on the log scale. A ``band``
+region it only samples: data = model x exp(bias) on the log scale. ``proxy``
+(a number) is the sd of that gap taken as an error instead, added to the noise
+in quadrature. ``factor`` (a prior table) scales the model, data = model x
+factor, estimated with the parameters: IOM's recorded share of deaths on
+routes. A target's ``bound`` ("lower"/"upper") makes its data a one-sided soft
+limit; a ``transcribed`` target's log density counts at ``fit.TRANSCRIBED_WEIGHT``. A ``band``
 target is a soft constraint: its log distance outside the band counts as a
 normal error of scale ``softness`` (default 0.05). A ``value`` target is a
 normal observation with standard deviation ``sigma``. ``weight`` and
