@@ -100,6 +100,27 @@ def test_an_interrupted_calibration_resumes_without_recomputing(uncalibrated, tm
     np.testing.assert_array_equal(first.best, again.best)
 
 
+def test_an_interrupted_calibration_keeps_its_evaluations(uncalibrated, tmp_path, monkeypatch):
+    """The log is written at most every `interval` seconds, and whatever stops the fit, it is written then."""
+    problem, settings = synthetic_problem(uncalibrated, noise=0.01)
+    settings = replace(settings, generations=3, population=3, local_evaluations=5, members=2, proposals=4)
+    log_path = tmp_path / "evaluations.npz"
+    calls = []
+    original = Problem.payoff
+
+    def payoff(self, thetas):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(len(thetas))
+        return original(self, thetas)
+
+    monkeypatch.setattr(Problem, "payoff", payoff)
+    log = EvaluationLog(log_path, interval=1e9)
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, settings, log)
+    assert len(EvaluationLog(log_path).known) == sum(calls) > 0
+
+
 def test_ensemble_members_feed_a_batch(uncalibrated, tmp_path):
     priors = [Prior("material weight", 1, 5, "x"), Prior("base return rate[North]", 0.01, 0.05, "y")]
     path = tmp_path / "calibrated_v7.csv"

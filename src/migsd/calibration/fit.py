@@ -9,7 +9,7 @@ it; soft targets (scattered survey points) add a squared difference scaled by
 their stated uncertainty. Political-core series (``political.py``: policy indices,
 surveys, salience, deaths on routes, labour tightness) add their mean squared
 standardised error (noise and proxy error in quadrature) times
-``POLITICAL_SCALE``\ :sup:`2`, transcribed figures at ``TRANSCRIBED_WEIGHT``; a series
+``POLITICAL_SCALE`` squared, transcribed figures at ``TRANSCRIBED_WEIGHT``; a series
 scaled by an uncertain factor (IOM's recorded share of deaths) is compared at
 the factor that fits it best within its prior bounds (profiled out), and a
 one-sided target counts only the side its data bound.
@@ -28,6 +28,7 @@ import datetime as _dt
 import hashlib
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -474,10 +475,18 @@ def make_problem(model, settings: Settings, data: CalibrationData | None = None,
 
 # ------------------------------------------------------------------------------ fitting
 class EvaluationLog:
-    """Every payoff computed, kept on disk as it is computed, so an interrupted calibration resumes."""
+    """Every payoff computed, kept on disk as it is computed, so an interrupted calibration resumes.
 
-    def __init__(self, path: Path | None):
+    The file is rewritten whole, at most every ``interval`` seconds (and by :meth:`flush`): rewriting tens of
+    thousands of evaluations after each single one of the Nelder-Mead polish took longer than the runs. An
+    interruption loses at most the last ``interval`` seconds of evaluations.
+    """
+
+    def __init__(self, path: Path | None, interval: float = 10.0):
         self.path = path
+        self.interval = interval
+        self._saved_at = -math.inf
+        self._dirty = False
         self.known: dict[bytes, float] = {}
         if path is not None and path.exists():
             stored = np.load(path)
@@ -492,12 +501,17 @@ class EvaluationLog:
             values = problem.payoff(thetas[missing])
             for i, value in zip(missing, values):
                 self.known[keys[i]] = float(value)
-            self._save()
+            self._dirty = True
+            if time.monotonic() - self._saved_at >= self.interval:
+                self.flush()
         return np.array([self.known[k] for k in keys])
 
-    def _save(self) -> None:
-        if self.path is None:
+    def flush(self) -> None:
+        """Write every evaluation not yet on disk."""
+        if self.path is None or not self._dirty:
             return
+        self._saved_at = time.monotonic()
+        self._dirty = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         thetas = np.array([np.frombuffer(k) for k in self.known])
         payoffs = np.array(list(self.known.values()))
@@ -517,9 +531,16 @@ class Fit:
 
 def fit(problem: Problem, settings: Settings, log: EvaluationLog | None = None, progress: bool = False) -> Fit:
     """Differential evolution (each generation one batch), Nelder-Mead polish, then the ensemble."""
+    log = log or EvaluationLog(None)
+    try:
+        return _fit(problem, settings, log, progress)
+    finally:  # an interrupted calibration keeps every evaluation it made, for --resume
+        log.flush()
+
+
+def _fit(problem: Problem, settings: Settings, log: EvaluationLog, progress: bool) -> Fit:
     from scipy.optimize import differential_evolution, minimize
 
-    log = log or EvaluationLog(None)
     lower = np.array([p.lower for p in problem.priors])
     upper = np.array([p.upper for p in problem.priors])
     width = upper - lower
