@@ -267,3 +267,29 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert _version(out, resume=True) == 2 and _version(out, resume=False) == 2
     (out / "calibrated_v2.csv").write_text(path.read_text())
     assert _version(out, resume=True) == 3
+
+
+def test_the_ensemble_narrows_its_proposal_until_enough_members_are_distinct(monkeypatch):
+    """A payoff that falls off fast around the best: the widest proposal leaves few effective members."""
+    from migsd.calibration import fit as fitting
+
+    class Sharp:
+        targets = [Target("t", "v", [1990])]
+
+        def observations(self):
+            return 1
+
+    class Log:
+        def evaluate(self, problem, thetas):
+            distance = np.sum((np.asarray(thetas) - 0.5) ** 2, axis=1)
+            return 1.0 + 4000.0 * distance
+
+    settings = Settings([], [], seed=1, members=20, proposals=400)
+    best = np.full(6, 0.5)
+    members, ess = fitting.ensemble(Sharp(), settings, best, 1.0, np.zeros(6), np.ones(6), Log())
+    assert ess >= settings.members / 2
+    assert members.shape == (20, 6)
+    # with the widest proposal only, the same payoff would have left fewer
+    monkeypatch.setattr(fitting, "PROPOSAL_SCALES", (0.05,))
+    _, wide = fitting.ensemble(Sharp(), settings, best, 1.0, np.zeros(6), np.ones(6), Log())
+    assert wide < ess

@@ -579,20 +579,31 @@ def _fit(problem: Problem, settings: Settings, log: EvaluationLog, progress: boo
     return Fit(best, best_payoff, members, ess, len(log.known))
 
 
+#: Proposal scales (share of each prior's width) the ensemble tries, widest first.
+PROPOSAL_SCALES = (0.05, 0.025, 0.0125)
+
+
 def ensemble(problem: Problem, settings: Settings, best_unit, best_payoff, lower, width, log) -> tuple[np.ndarray, float]:
-    """Members drawn by likelihood-weighted resampling of proposals around the best fit."""
-    rng = np.random.default_rng(settings.seed + 1)
-    scale = 0.05
-    proposals = np.clip(best_unit + rng.normal(0.0, scale, size=(settings.proposals, len(best_unit))), 0.0, 1.0)
-    payoffs = log.evaluate(problem, lower + proposals * width)
+    """Members drawn by likelihood-weighted resampling of proposals around the best fit.
+
+    The widest proposal of :data:`PROPOSAL_SCALES` whose weights keep an effective sample size of at least half
+    the members is used (the narrowest if none does): with thirty and more calibrated parameters, proposals 5% of
+    the prior's width away in every direction left an effective sample of 3 of 2000.
+    """
     observations = problem.observations()
     variance = max(best_payoff, 1e-12) / observations
-    log_likelihood = -(payoffs - best_payoff) / (2.0 * variance) / observations * len(problem.targets)
-    log_proposal = -np.sum((proposals - best_unit) ** 2, axis=1) / (2 * scale**2)
-    log_weight = np.where(np.isfinite(payoffs), log_likelihood - log_proposal, -np.inf)
-    weights = np.exp(log_weight - np.max(log_weight))
-    weights /= weights.sum()
-    ess = float(1.0 / np.sum(weights**2))
+    for step, scale in enumerate(PROPOSAL_SCALES):
+        rng = np.random.default_rng(settings.seed + 1 + step)
+        proposals = np.clip(best_unit + rng.normal(0.0, scale, size=(settings.proposals, len(best_unit))), 0.0, 1.0)
+        payoffs = log.evaluate(problem, lower + proposals * width)
+        log_likelihood = -(payoffs - best_payoff) / (2.0 * variance) / observations * len(problem.targets)
+        log_proposal = -np.sum((proposals - best_unit) ** 2, axis=1) / (2 * scale**2)
+        log_weight = np.where(np.isfinite(payoffs), log_likelihood - log_proposal, -np.inf)
+        weights = np.exp(log_weight - np.max(log_weight))
+        weights /= weights.sum()
+        ess = float(1.0 / np.sum(weights**2))
+        if ess >= settings.members / 2:
+            break
     chosen = rng.choice(len(proposals), size=settings.members, replace=True, p=weights)
     return lower + proposals[chosen] * width, ess
 
