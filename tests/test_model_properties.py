@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import migsd
 from migsd.indicators import YIELD_VARIABLE
 from migsd.testing import (
     assert_finite,
@@ -121,6 +122,7 @@ WITHOUT_DISPLACEMENT = {
     "irregular attempts[Destination!,Region]) + displacement departures[Region]\n": "irregular attempts[Destination!,Region])\n",
     " + IOM placements[Destination,Origin] + displacement arrivals[Destination,Origin]\n": " + IOM placements[Destination,Origin]\n",
     " + displacement salience weight * SUM(displacement arrivals[Region,Origin!])": "",
+    " + IOM placements[Region,Origin!] + displacement arrivals[Region,Origin!])": " + IOM placements[Region,Origin!])",
 }
 
 
@@ -135,8 +137,9 @@ def test_zero_displacement_inflow_gives_the_population_path_of_the_model_without
     old = migsd.load_model(without, calibration=model.calibration)
     columns = ["Native Population", "Foreign Born", "Salience", "Restrictiveness", "Enforcement"]
     reference = old.run(return_columns=columns, final_time=2060, time_step=0.25)
+    # the data end before the run starts and the future path is zero: no displacement at any time
     none = model.run(return_columns=columns + ["displacement arrivals"], final_time=2060, time_step=0.25,
-                     force={"displacement arrivals": 0})
+                     params={"last displacement data year": 1900, "future displacement scale": 0})
     assert float(np.abs(none["displacement arrivals"]).max()) == 0
     for name in columns:
         np.testing.assert_allclose(none[name], reference[name], rtol=1e-12, atol=0, err_msg=name)
@@ -156,3 +159,14 @@ def test_northern_ageing_can_make_labour_scarce_and_the_parameter_decides_how_mu
     assert tight[2] > 0.1
     perceived = [float(n["Perceived Labour Shortage"].sel(time=2050)) for n in north]
     assert perceived[0] < perceived[1] < perceived[2]
+
+
+@pytest.mark.slow
+def test_the_foreign_born_ageing_chain_holds_the_same_people_as_the_origin_matrix(model):
+    ds = model.run(scenario="iom_un_integrated", final_time=2060, time_step=0.25,
+                   params={"future displacement arrivals[North,SouthLower]": [[2030, 0], [2031, 5e6], [2032, 0]]},
+                   return_columns=["Foreign Born by Age", "foreign born population", "foreign born age profile"])
+    np.testing.assert_allclose(ds["Foreign Born by Age"].sum("age"), ds["foreign born population"], rtol=1e-9)
+    np.testing.assert_allclose(ds["foreign born age profile"].sum("age"), 1.0, rtol=1e-12)
+    gulf_old = ds["foreign born age profile"].sel(region="Gulf", age="Old")
+    assert float(gulf_old.sel(time=2060)) != pytest.approx(float(gulf_old.sel(time=1990)), rel=1e-3), "the stock ages"
