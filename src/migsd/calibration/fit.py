@@ -580,7 +580,7 @@ def _fit(problem: Problem, settings: Settings, log: EvaluationLog, progress: boo
 
 
 #: Proposal scales (share of each prior's width) the ensemble tries, widest first.
-PROPOSAL_SCALES = (0.05, 0.025, 0.0125)
+PROPOSAL_SCALES = (0.05, 0.025, 0.0125, 0.00625, 0.003125)
 
 
 def ensemble(problem: Problem, settings: Settings, best_unit, best_payoff, lower, width, log) -> tuple[np.ndarray, float]:
