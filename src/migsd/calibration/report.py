@@ -131,7 +131,7 @@ def _figures(problem, runs, folder: Path) -> list[Path]:
         combos = list(np.ndindex(*[model.sizes[d] for d in other])) if other else [()]
         columns = min(4, len(combos))
         rows = int(np.ceil(len(combos) / columns))
-        figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+        figure, axes = plt.subplots(rows, columns, figsize=(max(6.4, 3.2 * columns), 2.4 * rows + 0.6), squeeze=False)
         for axis, combo in zip(axes.flat, combos):
             selection = dict(zip(other, combo))
             series = model.isel(selection)
@@ -144,6 +144,7 @@ def _figures(problem, runs, folder: Path) -> list[Path]:
             axis.set_title(", ".join(str(model[d].values[i]) for d, i in selection.items()) or target.name,
                            fontsize=9)
             axis.tick_params(labelsize=7)
+            axis.xaxis.get_major_locator().set_params(integer=True)
         for axis in list(axes.flat)[len(combos):]:
             axis.set_visible(False)
         axes.flat[0].legend(fontsize=7)
