@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import migsd
 from migsd.indicators import YIELD_VARIABLE
 from migsd.testing import (
     assert_finite,
@@ -31,6 +32,8 @@ KEY_OUTPUTS = [
     "south south share of flows",
     "irregular share of arrivals",
     "total deaths on routes",
+    "Enforcement",
+    "labour tightness",
 ]
 
 
@@ -63,15 +66,19 @@ def test_people_are_conserved_in_every_time_step(model):
     dt = model.time_settings["time_step"]
     ds = model.run(
         scenario="iom_un_integrated",
-        params={"IOM funding": [[1990, 0], [1993, 2e10]]},
-        final_time=2000,
+        # the data's displacement to 2024, then a shock from the smallest population (the Gulf)
+        params={"IOM funding": [[1990, 0], [1993, 2e10]], "future displacement arrivals[SouthUpper,Gulf]": 2e6},
+        final_time=2030,
         saveper=dt,
         return_columns=[
             "population", "births", "deaths", "deaths on routes by origin", "net migration",
-            "immigration", "emigrant departures", "IOM placements", "deaths on routes",
+            "immigration", "emigrant departures", "IOM placements", "deaths on routes", "displacement arrivals",
         ],
     )
     assert float(ds["IOM placements"].sum()) > 0, "the check must cover IOM flows"
+    displaced = ds["displacement arrivals"]
+    assert float(displaced.sel(time=slice(1991, 2024)).sum()) > 0, "the check must cover the UNHCR data"
+    assert float(displaced.sel(time=2027, destination="SouthUpper", origin="Gulf")) == 2e6
     assert_people_conserved(ds, dt)
     departed = ds["emigrant departures"].sum("region") + ds["IOM placements"].sum(("destination", "origin"))
     arrived = ds["immigration"].sum(("destination", "origin")) + ds["deaths on routes"].sum(("destination", "origin"))
@@ -106,3 +113,60 @@ def test_more_northern_labour_demand_never_raises_northern_restrictiveness(model
     assert float((more["labour shortage"] - base["labour shortage"]).sel(region="North").max()) > 0.01
     excess = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North")
     assert float(excess.max()) <= 1e-9, f"restrictiveness rose by {float(excess.max()):.3g}"
+
+
+#: The displacement terms of the .mdl and what is left without them: the model as it was before
+#: forced displacement entered it.
+WITHOUT_DISPLACEMENT = {
+    " + displacement arrivals[Destination,Origin] - return migration": " - return migration",
+    "irregular attempts[Destination!,Region]) + displacement departures[Region]\n": "irregular attempts[Destination!,Region])\n",
+    " + IOM placements[Destination,Origin] + displacement arrivals[Destination,Origin]\n": " + IOM placements[Destination,Origin]\n",
+    " + displacement salience weight * SUM(displacement arrivals[Region,Origin!])": "",
+    " + IOM placements[Region,Origin!] + displacement arrivals[Region,Origin!])": " + IOM placements[Region,Origin!])",
+}
+
+
+@pytest.mark.slow
+def test_zero_displacement_inflow_gives_the_population_path_of_the_model_without_it(model, tmp_path):
+    text = model.path.read_text(encoding="utf-8")
+    for term, rest in WITHOUT_DISPLACEMENT.items():
+        assert text.count(term) == 1, term
+        text = text.replace(term, rest)
+    without = tmp_path / "migsd.mdl"
+    without.write_text(text, encoding="utf-8")
+    old = migsd.load_model(without, calibration=model.calibration)
+    columns = ["Native Population", "Foreign Born", "Salience", "Restrictiveness", "Enforcement"]
+    reference = old.run(return_columns=columns, final_time=2060, time_step=0.25)
+    # the data end before the run starts and the future path is zero: no displacement at any time
+    none = model.run(return_columns=columns + ["displacement arrivals"], final_time=2060, time_step=0.25,
+                     params={"last displacement data year": 1900, "future displacement scale": 0})
+    assert float(np.abs(none["displacement arrivals"]).max()) == 0
+    for name in columns:
+        np.testing.assert_allclose(none[name], reference[name], rtol=1e-12, atol=0, err_msg=name)
+    with_data = model.run(return_columns=["Foreign Born"], final_time=2060, time_step=0.25)
+    assert float((with_data["Foreign Born"] - reference["Foreign Born"]).sel(time=2025, destination="North").sum()) > 1e6
+
+
+@pytest.mark.slow
+def test_northern_ageing_can_make_labour_scarce_and_the_parameter_decides_how_much(model):
+    columns = ["labour tightness", "Perceived Labour Shortage", "ageing demand wedge"]
+    runs = [model.run(return_columns=columns, final_time=2060, time_step=0.25,
+                      params={"population demand elasticity": value}) for value in (0.0, 0.3, 1.0)]
+    north = [r.sel(region="North") for r in runs]
+    assert float(north[0]["ageing demand wedge"].sel(time=slice(2020, 2060)).min()) > 0, "the North ages"
+    tight = [float(n["labour tightness"].sel(time=2050)) for n in north]
+    assert tight[0] < tight[1] < tight[2]
+    assert tight[2] > 0.1
+    perceived = [float(n["Perceived Labour Shortage"].sel(time=2050)) for n in north]
+    assert perceived[0] < perceived[1] < perceived[2]
+
+
+@pytest.mark.slow
+def test_the_foreign_born_ageing_chain_holds_the_same_people_as_the_origin_matrix(model):
+    ds = model.run(scenario="iom_un_integrated", final_time=2060, time_step=0.25,
+                   params={"future displacement arrivals[North,SouthLower]": [[2030, 0], [2031, 5e6], [2032, 0]]},
+                   return_columns=["Foreign Born by Age", "foreign born population", "foreign born age profile"])
+    np.testing.assert_allclose(ds["Foreign Born by Age"].sum("age"), ds["foreign born population"], rtol=1e-9)
+    np.testing.assert_allclose(ds["foreign born age profile"].sum("age"), 1.0, rtol=1e-12)
+    gulf_old = ds["foreign born age profile"].sel(region="Gulf", age="Old")
+    assert float(gulf_old.sel(time=2060)) != pytest.approx(float(gulf_old.sel(time=1990)), rel=1e-3), "the stock ages"

@@ -37,7 +37,7 @@ def test_dims_are_the_snake_case_of_the_mdl_ranges(short_run):
     assert short_run["Native Population"].dims == ("time", "region", "age")
     assert list(short_run["age"].values) == ["Young", "Working", "Old"]
     assert list(short_run["region"].values) == ["North", "Gulf", "SouthUpper", "SouthLower"]
-    assert short_run["border enforcement"].dims == ("region",)
+    assert short_run["enforcement push"].dims == ("region",)
 
 
 def test_metadata_assertion_names_what_is_missing(short_run):

@@ -59,10 +59,10 @@ def test_run_batch_values_outside_the_range_are_refused_naming_the_run(breakdown
 
 
 def test_set_on_the_command_line_is_refused_with_the_range():
-    result = subprocess.run([sys.executable, "-m", "migsd.cli", "run", "--set", "border enforcement=1.5",
+    result = subprocess.run([sys.executable, "-m", "migsd.cli", "run", "--set", "enforcement push=1.5",
                              "--final-time", "1991", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("migsd: error: --set: 'border enforcement' = 1.5 is outside its range [0, 1] "
+    assert result.stderr.strip() == ("migsd: error: --set: 'enforcement push' = 1.5 is outside its range [0, 1] "
                                      "(Dmnl, declared in models/migsd.mdl); not run")
 
 
@@ -94,8 +94,8 @@ def test_priors_outside_the_range_are_refused(breakdown, tmp_path):
 
 
 def test_the_explorer_refuses_with_the_same_check(model):
-    control = next(c for c in lever_controls(model) if c.key == "border enforcement[North]")
-    with pytest.raises(ExploreError, match=r"^'border enforcement\[North\]' = 1.5 is outside its range \[0, 1\] "
+    control = next(c for c in lever_controls(model) if c.key == "enforcement push[North]")
+    with pytest.raises(ExploreError, match=r"^'enforcement push\[North\]' = 1.5 is outside its range \[0, 1\] "
                                            r"\(Dmnl, declared in models/migsd.mdl\); not run$"):
         control.check(1.5)
     assert not issubclass(ExploreError, RangeError) and issubclass(RangeError, ScenarioError)

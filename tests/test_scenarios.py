@@ -37,17 +37,17 @@ def test_shipped_scenario_is_valid(model, name):
 BAD_FILES = {
     "unknown_variable": r"'IOM fundng' is not a variable of migsd.mdl. Did you mean 'IOM funding'",
     "stock_in_parameters": r"'Restrictiveness\[North\]' is a stock; set its initial value in the \[initial\] table",
-    "wrong_element": r"'border enforcement\[Nort\]': 'Nort' is not an element of Region "
+    "wrong_element": r"'enforcement push\[Nort\]': 'Nort' is not an element of Region "
     r"\(North, Gulf, SouthUpper, SouthLower\). Did you mean 'North'",
-    "wrong_shape": r"'border enforcement': a list must be points over time, \[\[year, value\], ...\]",
-    "wrong_subscript_count": r"2 subscript\(s\) given; 'border enforcement' is subscripted by \[Region\]",
+    "wrong_shape": r"'enforcement push': a list must be points over time, \[\[year, value\], ...\]",
+    "wrong_subscript_count": r"2 subscript\(s\) given; 'enforcement push' is subscripted by \[Region\]",
     "auxiliary_in_parameters": r"'labour gap\[North\]' is computed by an equation \(auxiliary\), not a constant",
-    "initial_not_stock": r"\[initial\] 'border enforcement\[North\]' is not a stock",
+    "initial_not_stock": r"\[initial\] 'enforcement push\[North\]' is not a stock",
     "decreasing_points": r"'IOM funding': the times of the points must increase, got \[2030.0, 2025.0\]",
     "not_a_number": r"'IOM funding': nan is not a finite number",
     "unknown_table": r"unknown key\(s\) \['paramters'\] at top level.*Did you mean 'parameters'",
     "element_table_on_scalar": r"'IOM funding': a table of elements fits a subscripted variable",
-    "out_of_range": r"out_of_range.toml: 'border enforcement\[North\]' = 1.5 is outside its range \[0, 1\] "
+    "out_of_range": r"out_of_range.toml: 'enforcement push\[North\]' = 1.5 is outside its range \[0, 1\] "
     r"\(Dmnl, declared in models/migsd.mdl\); not run$",
     "initial_out_of_range": r"initial_out_of_range.toml: \[initial\]: 'Restrictiveness\[North\]' = -0.5 is outside "
     r"its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\); not run$",
@@ -90,9 +90,9 @@ def test_later_layers_win_element_by_element(model):
     from migsd.parameters import ParameterSet
 
     layers = ParameterSet(model)
-    layers.apply({"border enforcement": 0.3}, source="a")
-    layers.apply({"border enforcement[North]": 0.9}, source="b")
-    value = layers.to_pysd(model.time_settings)[model.variable("border enforcement").py_name]
+    layers.apply({"enforcement push": 0.3}, source="a")
+    layers.apply({"enforcement push[North]": 0.9}, source="b")
+    value = layers.to_pysd(model.time_settings)[model.variable("enforcement push").py_name]
     assert list(value.values) == [0.9, 0.3, 0.3, 0.3]
 
 

@@ -480,7 +480,7 @@ class Model:
             or a :class:`~migsd.scenarios.Scenario`.
         params : dict, optional
             Overrides applied after the scenario, keyed by .mdl name
-            (``"IOM funding"``, ``"border enforcement[North]"``); values are numbers,
+            (``"IOM funding"``, ``"enforcement push[North]"``); values are numbers,
             lists of ``[time, value]`` points, ``{element: value}`` tables or DataArrays.
         return_columns : list of str, optional
             .mdl names of the variables to keep (default: every stock and auxiliary,
@@ -587,7 +587,7 @@ class Model:
         ----------
         params : xarray.Dataset
             One variable per parameter over a ``run`` dim, named as in the .mdl
-            (``"IOM funding"``, or one element: ``"border enforcement[North]"``);
+            (``"IOM funding"``, or one element: ``"enforcement push[North]"``);
             subscripted parameters may carry their subscript dims (snake_case, e.g.
             ``region``), or not, to set every element alike; variables without
             ``run`` apply to every run. Stocks here set initial values. ``None``

@@ -8,7 +8,7 @@ A scenario is a TOML file whose stem is its name::
     [parameters]                      # constants, by .mdl name
     "IOM funding" = [[2025, 0], [2035, 1e10]]     # points over time
     "IOM rights conditionality" = 1
-    "border enforcement[North]" = 0.7             # one element
+    "enforcement push[North]" = 0.7             # one element
 
     [initial]                         # initial values of stocks
     "Restrictiveness[North]" = 0.55

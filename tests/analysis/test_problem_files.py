@@ -16,7 +16,7 @@ MESSAGES = {
                          "externalization, global_compact, iom_south_south, iom_south_south_unconditional, "
                          "iom_un_integrated, northern_natalism_automation, open_borders, status_quo). "
                          "Did you mean 'status_quo'?",
-    "duplicated_parameter": "[[parameter]] 2 samples 'border enforcement[North]', which [[parameter]] 1 already "
+    "duplicated_parameter": "[[parameter]] 2 samples 'enforcement push[North]', which [[parameter]] 1 already "
                             "samples; each value is sampled by one [[parameter]] table",
     "unknown_key": "unknown key(s) ['sample']; valid keys: title, description, method, samples, seed, scenarios, "
                    "outputs, final_time, levels, parameter. Did you mean 'samples'?",
@@ -39,6 +39,6 @@ def test_every_bad_problem_fixture_has_a_message():
 def test_elements_of_one_name_sampled_apart_are_accepted(model, tmp_path):
     path = tmp_path / "apart.toml"
     path.write_text('method = "lhs"\nsamples = 4\noutputs = ["Restrictiveness"]\n'
-                    '[[parameter]]\nname = "border enforcement"\nelements = ["North"]\nlower = 0.1\nupper = 0.3\n'
-                    '[[parameter]]\nname = "border enforcement"\nelements = ["Gulf"]\nlower = 0.1\nupper = 0.3\n')
-    assert load_problem(path, model).labels == ["border enforcement[North]", "border enforcement[Gulf]"]
+                    '[[parameter]]\nname = "enforcement push"\nelements = ["North"]\nlower = 0.1\nupper = 0.3\n'
+                    '[[parameter]]\nname = "enforcement push"\nelements = ["Gulf"]\nlower = 0.1\nupper = 0.3\n')
+    assert load_problem(path, model).labels == ["enforcement push[North]", "enforcement push[Gulf]"]

@@ -100,6 +100,27 @@ def test_an_interrupted_calibration_resumes_without_recomputing(uncalibrated, tm
     np.testing.assert_array_equal(first.best, again.best)
 
 
+def test_an_interrupted_calibration_keeps_its_evaluations(uncalibrated, tmp_path, monkeypatch):
+    """The log is written at most every `interval` seconds, and whatever stops the fit, it is written then."""
+    problem, settings = synthetic_problem(uncalibrated, noise=0.01)
+    settings = replace(settings, generations=3, population=3, local_evaluations=5, members=2, proposals=4)
+    log_path = tmp_path / "evaluations.npz"
+    calls = []
+    original = Problem.payoff
+
+    def payoff(self, thetas):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(len(thetas))
+        return original(self, thetas)
+
+    monkeypatch.setattr(Problem, "payoff", payoff)
+    log = EvaluationLog(log_path, interval=1e9)
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, settings, log)
+    assert len(EvaluationLog(log_path).known) == sum(calls) > 0
+
+
 def test_ensemble_members_feed_a_batch(uncalibrated, tmp_path):
     priors = [Prior("material weight", 1, 5, "x"), Prior("base return rate[North]", 0.01, 0.05, "y")]
     path = tmp_path / "calibrated_v7.csv"
@@ -203,7 +224,9 @@ def test_shipped_settings_load(uncalibrated):
     from migsd.calibration import load_settings
 
     settings = load_settings(CALIBRATION_DIR / "calibrate.toml", uncalibrated)
-    assert {t.kind for t in settings.targets} == {"series", "band", "soft"}
+    # the 2015 soft sentiment point gave way to the survey series of the political core
+    assert {t.kind for t in settings.targets} == {"series", "band"}
+    assert any(t.political for t in settings.targets)
     assert all(p.why for p in settings.priors)
     problem = make_problem(uncalibrated, settings)
     assert set(problem.data) == {t.name for t in settings.targets if t.kind == "series"}
@@ -233,10 +256,10 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert list(frame.index) == ["best", "member001", "member002", "member003"]
     assert list(frame.columns) == ["emigration propensity multiplier", "base return rate[North]"]
     note = path.with_suffix(".md").read_text()
-    assert "sha256" in note and "payoff" in note and "out of sample 2015-2020" in note
+    assert "sha256" in note and "payoff" in note and "out of sample 2020" in note
     fit = pd.read_csv(out / "calibrated_v1_fit.csv")
     assert set(fit["sample"]) == {"in sample 1990-2020", "calibrated to 2010: in sample 1990-2010",
-                                  "calibrated to 2010: out of sample 2015-2020", "validation 2021-2023 (best)"}
+                                  "calibrated to 2010: out of sample 2020", "validation 2021-2023 (best)"}
     assert {"RMSE", "MAPE", "R2", "U_M", "U_S", "U_C"} <= set(fit.columns)
     assert (out / "calibrated_v1_fit" / "foreign-born_by_destination.png").exists()
     # a version whose evaluations are logged but whose results were never written is the one to resume
@@ -244,3 +267,29 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert _version(out, resume=True) == 2 and _version(out, resume=False) == 2
     (out / "calibrated_v2.csv").write_text(path.read_text())
     assert _version(out, resume=True) == 3
+
+
+def test_the_ensemble_narrows_its_proposal_until_enough_members_are_distinct(monkeypatch):
+    """A payoff that falls off fast around the best: the widest proposal leaves few effective members."""
+    from migsd.calibration import fit as fitting
+
+    class Sharp:
+        targets = [Target("t", "v", [1990])]
+
+        def observations(self):
+            return 1
+
+    class Log:
+        def evaluate(self, problem, thetas):
+            distance = np.sum((np.asarray(thetas) - 0.5) ** 2, axis=1)
+            return 1.0 + 4000.0 * distance
+
+    settings = Settings([], [], seed=1, members=20, proposals=400)
+    best = np.full(6, 0.5)
+    members, ess = fitting.ensemble(Sharp(), settings, best, 1.0, np.zeros(6), np.ones(6), Log())
+    assert ess >= settings.members / 2
+    assert members.shape == (20, 6)
+    # with the widest proposal only, the same payoff would have left fewer
+    monkeypatch.setattr(fitting, "PROPOSAL_SCALES", (0.05,))
+    _, wide = fitting.ensemble(Sharp(), settings, best, 1.0, np.zeros(6), np.ones(6), Log())
+    assert wide < ess

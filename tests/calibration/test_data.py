@@ -48,3 +48,56 @@ def test_a_region_the_mdl_does_not_know_is_refused_before_anything_is_written(mo
         f"{folder / 'regions.csv'}: region(s) Africa are not elements of Region in migsd.mdl (North, Gulf, SouthUpper, "
         "SouthLower); no country maps to SouthLower: definitions derived from it would not fit the .mdl's Region. "
         "Change the .mdl's subscript first, or map the countries to its elements")
+
+
+def test_displacement_arrivals_are_the_positive_changes_of_the_unhcr_stock():
+    data = CalibrationData()
+    stock = data.displacement_stock()
+    arrivals = data.displacement_arrivals()
+    assert float(arrivals.min()) >= 0
+    assert list(arrivals["year"].values) == list(range(1991, 2025))
+    north = stock.sel(destination="North", origin="SouthUpper")
+    change = float(north.sel(year=2022) - north.sel(year=2021))
+    assert change > 5e6  # the 2022 displacement from Ukraine, an upper-middle-income origin
+    assert float(arrivals.sel(year=2022, destination="North", origin="SouthUpper")) == pytest.approx(change)
+    falling = (stock.diff("year", label="upper") < 0)
+    assert bool(falling.any()) and float(arrivals.where(falling).max()) == 0
+    # origins UNHCR does not know are shared out: the hosts' totals are kept
+    raw = data.displacement
+    known_hosts = raw[raw["host_region"].isin(list(data.region_names)) & (raw["origin_region"] != "all")]
+    assert float(stock.sum()) == pytest.approx(float(known_hosts["value"].sum()), rel=1e-12)
+
+
+def test_an_unknown_protection_group_is_an_error_naming_the_file(tmp_path):
+    source = CalibrationData().directory
+    shutil.copytree(source / "data", tmp_path / "data")
+    shutil.copy(source / "regions.csv", tmp_path / "regions.csv")
+    path = tmp_path / "data" / "unhcr_model_regions.csv"
+    path.write_text(path.read_text().replace(",refugees,", ",idps_conflict,", 1))
+    with pytest.raises(DataError, match=r"unhcr_model_regions.csv: 'variable' holds \['asylum_seekers', "
+                                        r"'idps_conflict', 'other_in_need_of_protection', 'refugees'\]; expected"):
+        CalibrationData(tmp_path).displacement_arrivals()
+
+
+def test_an_origin_region_the_data_do_not_know_is_an_error(tmp_path):
+    source = CalibrationData().directory
+    shutil.copytree(source / "data", tmp_path / "data")
+    shutil.copy(source / "regions.csv", tmp_path / "regions.csv")
+    path = tmp_path / "data" / "unhcr_model_regions.csv"
+    path.write_text(path.read_text().replace(",north_hic,gulf_hic,", ",north_hic,mars,", 1))
+    with pytest.raises(DataError, match=r"origin region\(s\) \['mars'\] are neither region codes"):
+        CalibrationData(tmp_path).displacement_arrivals()
+
+
+def test_the_mdl_reads_the_displacement_data_to_their_last_year_then_the_future_path(model):
+    data = CalibrationData()
+    arrivals = data.displacement_arrivals()
+    assert float(model.defaults["last displacement data year"]) == 2024
+    future = arrivals.sel(year=slice(2015, 2024)).mean("year")
+    np.testing.assert_allclose(model.defaults["future displacement arrivals"].values, future.values, rtol=1e-6)
+    ds = model.run(return_columns=["displacement arrivals"], final_time=2030,
+                   params={"future displacement arrivals[North,SouthLower]": 123456.0})
+    at = ds["displacement arrivals"].sel(destination="North", origin="SouthUpper")
+    assert float(at.sel(time=2015)) == pytest.approx(float(arrivals.sel(year=2015, destination="North",
+                                                                        origin="SouthUpper")), rel=1e-4)
+    assert float(ds["displacement arrivals"].sel(time=2028, destination="North", origin="SouthLower")) == 123456.0

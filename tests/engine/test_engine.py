@@ -83,9 +83,9 @@ def test_several_scenarios_in_one_batch_give_each_scenario_alone(model, tmp_path
     """Scenarios whose constants vary over time at different years share one integration, run for run."""
     late = tmp_path / "late_funding.toml"
     late.write_text('title = "Late funding"\n[parameters]\n"IOM funding" = [[2021, 0.0], [2027.5, 5e9]]\n'
-                    '"border enforcement[Gulf]" = 0.3\n')
+                    '"enforcement push[Gulf]" = 0.3\n')
     batch = perturbed(model, runs=3, seed=5)
-    columns = ["Restrictiveness", "IOM funding", "border enforcement", "IOM Capacity"]
+    columns = ["Restrictiveness", "IOM funding", "enforcement push", "IOM Capacity"]
     names = ["status_quo", "iom_south_south", late]
     together = model.run_batch(batch, scenario=names, return_columns=columns, final_time=2030)
     assert together["Restrictiveness"].dims == ("scenario", "run", "time", "region")

@@ -79,11 +79,11 @@ def test_uncertain_controls_take_the_problem_bounds(model):
 @pytest.mark.parametrize("values, message", [
     ({"tightening time": 50}, r"'tightening time' = 50 is outside its range \[2, 8\] \(Year, declared in "
                               r"models/sensitivity/restrictionism.toml\); not run"),
-    ({"border enforcement[North]": -0.1}, r"outside its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\)"),
+    ({"enforcement push[North]": -0.1}, r"outside its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\)"),
     ({"IOM rights conditionality": 0.5}, r"'IOM rights conditionality' = 0.5 is not a step of 1 from 0"),
     ({"IOM funding": float("nan")}, r"'IOM funding': nan is not a finite number"),
     ({"IOM funding": "lots"}, r"'IOM funding': 'lots' is not a number"),
-    ({"border enforcement[Mars]": 0.1}, r"'border enforcement\[Mars\]' is not a control"),
+    ({"enforcement push[Mars]": 0.1}, r"'enforcement push\[Mars\]' is not a control"),
     ({"tightening time": 9, "loosening time": 0}, r"'tightening time' = 9 .*; 'loosening time' = 0 "),
 ])
 def test_values_the_controls_do_not_allow_are_refused_not_clamped(controls, values, message):
@@ -138,7 +138,7 @@ def test_a_multiplier_scales_the_calibrated_value_of_its_elements(model, control
 
 def test_a_written_scenario_reads_back_exactly_and_is_never_overwritten(tmp_path):
     parameters = {"IOM funding": [[2025.0, 0.0], [2030.0, 0.1 + 0.2]], "tightening time": 1 / 3,
-                  "border enforcement": {"North": 0.7, "Gulf": 1e-12}, "route mortality[North]": 3e10}
+                  "enforcement push": {"North": 0.7, "Gulf": 1e-12}, "route mortality[North]": 3e10}
     path = write_scenario(tmp_path / "round_trip.toml", title='A "quoted" title', description="two\nlines",
                           parameters=parameters, initial={"IOM Capacity": 5.0})
     back = read_scenario(path)

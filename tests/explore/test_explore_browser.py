@@ -120,7 +120,7 @@ def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page
     chart.scroll_into_view_if_needed()
     before = chart.screenshot()
     update, full = status(page)[0], full_updates(page)
-    x, y, track = handle_position(page, "border_enforcement_North_")
+    x, y, track = handle_position(page, "enforcement_push_North_")
     page.mouse.move(x, y)
     page.mouse.down()
     try:
@@ -130,7 +130,7 @@ def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page
         page.wait_for_timeout(300)  # (the follower settles on the latest position)
         held_update, stage = status(page)
         assert held_update > update and full_updates(page) == full, "nothing but follow updates while held"
-        assert "border enforcement[North]" in page.locator(".run-status").inner_text()
+        assert "enforcement push[North]" in page.locator(".run-status").inner_text()
         assert "once the slider is let go" in page.locator(".yield-band").inner_text(), "the band waits"
         chart.scroll_into_view_if_needed()
         assert chart.screenshot() != before, "the chart did not follow the held slider"
@@ -140,6 +140,6 @@ def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page
     wait_for_full(page, full + 1, "done")
     assert "let go" not in page.locator(".yield-band").inner_text()
 
-    seconds = time_held_moves(page, "border_enforcement_North_", [0.3, 0.6, 0.9, 0.5])
+    seconds = time_held_moves(page, "enforcement_push_North_", [0.3, 0.6, 0.9, 0.5])
     record_property("figure: explorer, movement to redrawn charts while held (s, each of 4)",
                     ", ".join(f"{s:.2f}" for s in seconds))

@@ -72,3 +72,20 @@ def test_markdown_tables_lists_and_images_become_html():
     assert "<h1>Title</h1>" in page and "<th>a</th>" in page and "<td><code>x</code></td>" in page
     assert "<li>one</li>" in page and '<img alt="f" src="f.png"' in page and "<em>caption</em>" in page
     assert np.char.count(page, "<table") == 1
+
+
+def test_the_report_says_what_the_calibration_changed_and_why(tmp_path):
+    from migsd.calibration.fit import Prior, write_parameters
+    from migsd.report.build import calibration_changes
+
+    old = [Prior("emigration propensity multiplier", 0.5, 2)]
+    new = old + [Prior("material weight", 0, 8)]
+    write_parameters(tmp_path / "calibrated_v1.csv", old, np.array([1.16]), np.array([[1.2]]))
+    write_parameters(tmp_path / "calibrated_v2.csv", new, np.array([1.4, 0.7]), np.array([[1.3, 0.5]]))
+    (tmp_path / "calibrated_v2.md").write_text("# Calibration v2\n\n## What changed from v1 and why\n\n"
+                                               "Political series joined the targets.\n\n## Data\n\nhashes\n")
+    text = "\n".join(calibration_changes(tmp_path / "calibrated_v2.csv"))
+    assert "(v1 -> v2)" in text and "Political series joined the targets." in text and "hashes" not in text
+    assert "`emigration propensity multiplier` 1.16 -> 1.4" in text
+    assert "Newly calibrated in v2 (1; before, the .mdl's assumed values): `material weight` 0.7" in text
+    assert calibration_changes(tmp_path / "posterior_v1.nc") == []

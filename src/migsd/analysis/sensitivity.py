@@ -188,10 +188,13 @@ def load_problem(path: str | Path, model, samples: int | None = None) -> Problem
         if method == "posterior":
             from ..calibration.posterior import latest_posterior
 
-            found = latest_posterior()
+            found = latest_posterior(model=model)
             if found is None:
-                raise ScenarioError(f"{path}: method 'posterior' needs a posterior_vN.nc in calibration/parameters; "
-                                    "run 'migsd calibrate --method posterior'")
+                stale = latest_posterior()
+                raise ScenarioError(f"{path}: method 'posterior' needs a posterior_vN.nc in calibration/parameters "
+                                    f"sampled with this model ({model.path.name}, sha256 {model.sha256[:12]})"
+                                    + (f"; {stale.name} was sampled with another version of it" if stale else "")
+                                    + "; run 'migsd calibrate --method posterior'")
             problem.ensemble = ensemble_params(found, members=size, seed=problem.seed).drop_vars(["chain", "draw"])
         else:
             problem.ensemble = ensemble_params()

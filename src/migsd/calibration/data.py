@@ -30,6 +30,12 @@ INITIAL_YEAR = 1990
 #: Years of the demographic tables written into the .mdl.
 TABLE_YEARS = tuple(range(1990, 2101, 5))
 
+#: UNHCR protection groups whose stock counts as forcibly displaced across borders.
+DISPLACEMENT_GROUPS = ("refugees", "asylum_seekers", "other_in_need_of_protection")
+
+#: Data years whose mean displacement arrivals continue after the data end (the default future path).
+FUTURE_DISPLACEMENT_YEARS = 10
+
 
 @dataclass(frozen=True)
 class CalibrationData:
@@ -144,6 +150,60 @@ class CalibrationData:
             coords={"destination": self.regions, "origin": self.regions},
         )
 
+    @cached_property
+    def displacement(self) -> pd.DataFrame:
+        return _read_csv(self.directory / "data" / "unhcr_model_regions.csv")
+
+    def displacement_stock(self) -> xr.DataArray:
+        """UNHCR year-end stock of refugees, asylum seekers and others in need of protection.
+
+        By year, destination (host) and origin region, persons. Hosts outside the
+        model's regions (``unknown``) are left out; origins UNHCR records as unknown
+        are shared among the host's known origins of that year in proportion.
+        """
+        path = self.directory / "data" / "unhcr_model_regions.csv"
+        frame = self.displacement
+        groups = sorted(set(frame["variable"]))
+        if groups != sorted(DISPLACEMENT_GROUPS):
+            raise DataError(f"{path}: 'variable' holds {groups}; expected the protection groups "
+                            f"{sorted(DISPLACEMENT_GROUPS)}")
+        negative = frame[frame["value"] < 0]
+        if len(negative):
+            row = negative.iloc[0]
+            raise DataError(f"{path}: row {row['_row']}: a stock of {row['value']:g} people; a stock is zero or more")
+        codes = set(self.region_names)
+        frame = frame[frame["host_region"].isin(codes) & (frame["origin_region"] != "all")]
+        unknown_codes = sorted(set(frame["origin_region"]) - codes - {"unknown"})
+        if unknown_codes:
+            raise DataError(f"{path}: origin region(s) {unknown_codes} are neither region codes of the shipped "
+                            f"series ({', '.join(sorted(codes))}) nor 'unknown' or 'all'")
+        table = frame.pivot_table(index=["year", "host_region"], columns="origin_region", values="value",
+                                  aggfunc="sum").fillna(0.0)
+        unknown = table.pop("unknown") if "unknown" in table.columns else 0.0
+        known = table.sum(axis=1)
+        table = table.mul(1.0 + (unknown / known.where(known > 0)).fillna(0.0), axis=0)
+        years = sorted(set(table.index.get_level_values("year")))
+        cube = np.zeros((len(years), len(self.regions), len(self.regions)))
+        for (year, host), row in table.iterrows():
+            for origin, value in row.items():
+                cube[years.index(year), self.regions.index(self.region_names[host]),
+                     self.regions.index(self.region_names[origin])] += value
+        return xr.DataArray(cube, dims=("year", "destination", "origin"),
+                            coords={"year": years, "destination": self.regions, "origin": self.regions})
+
+    def displacement_arrivals(self) -> xr.DataArray:
+        """Forced-displacement arrivals (Person/Year) by year, destination and origin.
+
+        UNHCR reports year-end stocks; an arrival in year ``y`` is the positive change
+        of the stock from the end of ``y - 1`` to the end of ``y`` (a falling stock is
+        returns, onward resettlement, naturalisation or recounting, which the model's
+        own flows represent), dated at the middle of ``y``. The first data year has no
+        arrivals of its own.
+        """
+        stock = self.displacement_stock()
+        change = stock.diff("year", label="upper")
+        return change.clip(min=0.0)
+
     def births_per_working_age_person(self, years=TABLE_YEARS) -> xr.DataArray:
         """Births in a year per resident aged 15-64 (1/Year), WPP estimates then medium variant."""
         return self.series("births", years) / self.series("pop_15_64", years)
@@ -220,6 +280,12 @@ def check_regions(data: CalibrationData, model, subscript: str = "Region") -> No
 def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[str, xr.DataArray]:
     """The data-derived constants and tables of the .mdl, by .mdl name."""
     rates = data.ageing_rates(relative_mortality)
+    arrivals = data.displacement_arrivals()
+    last_year = int(arrivals["year"].values[-1])
+    # the table spans the run, as the demographic ones do: its ends hold the first and last data years
+    # (pysd warns on any lookup read outside its points, and the model reads this one only to the data end)
+    ends = [arrivals.isel(year=[0]).assign_coords(year=[INITIAL_YEAR]), arrivals,
+            arrivals.isel(year=[-1]).assign_coords(year=[TABLE_YEARS[-1]])]
     return {
         "initial residents by age": data.population_by_age(INITIAL_YEAR).drop_vars("year"),
         "initial foreign born": data.foreign_born(INITIAL_YEAR),
@@ -227,6 +293,9 @@ def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[
         "mortality level table": data.mortality_level(relative_mortality),
         "maturing rate table": rates["maturing"],
         "retiring rate table": rates["retiring"],
+        "displacement arrivals table": xr.concat(ends, dim="year"),
+        "last displacement data year": xr.DataArray(float(last_year)),
+        "future displacement arrivals": arrivals.isel(year=slice(-FUTURE_DISPLACEMENT_YEARS, None)).mean("year"),
     }
 
 
@@ -234,7 +303,9 @@ def mdl_text(inputs: dict[str, xr.DataArray]) -> str:
     """Vensim text of :func:`mdl_inputs`, to paste over the same definitions in the .mdl."""
     blocks = []
     for name, values in inputs.items():
-        if "year" in values.dims:
+        if values.ndim == 0:
+            blocks.append(f"{name}=\n\t{_fmt(values, 7)}")
+        elif "year" in values.dims:
             blocks.append(format_lookup(name, values, 5))
         else:
             blocks.append(format_matrix(name, values, 7))
@@ -248,7 +319,8 @@ def replace_definitions(mdl: str, inputs: dict[str, xr.DataArray]) -> str:
     (a tab, '~', a tab); the name must be defined exactly once.
     """
     for name, values in inputs.items():
-        pattern = re.compile(rf"^{re.escape(name)}\[.*?(?=\n\t~\t)", re.DOTALL | re.MULTILINE)
+        opening = r"\[" if values.ndim else r"\s*="
+        pattern = re.compile(rf"^{re.escape(name)}{opening}.*?(?=\n\t~\t)", re.DOTALL | re.MULTILINE)
         found = pattern.findall(mdl)
         if len(found) != 1:
             raise DataError(f"the .mdl must define '{name}' exactly once; found {len(found)}")
@@ -263,6 +335,7 @@ REQUIRED_COLUMNS = {
     "locations.csv": ("iso3", "model_region"),
     "model_regions_timeseries.csv": ("region", "year", "variable", "variant", "value"),
     "model_regions_od_ims2020.csv": ("year", "orig_region", "dest_region", "stock_both"),
+    "unhcr_model_regions.csv": ("year", "host_region", "origin_region", "variable", "value"),
 }
 
 
@@ -281,15 +354,19 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def format_lookup(name: str, values: xr.DataArray, digits: int = 6) -> str:
-    """Vensim text of a lookup subscripted by region, one definition per element."""
+    """Vensim text of a lookup of time subscripted by one or more dims, one definition per element."""
+    dims = [d for d in values.dims if d != "year"]
+    flat = values.transpose("year", *dims).stack(_element=dims) if len(dims) > 1 else values.rename({dims[0]: "_element"})
+    elements = list(flat["_element"].values)
     lines = []
-    for position, region in enumerate(values["region"].values):
+    for position, element in enumerate(elements):
         points = ",".join(
             f"({_fmt(year, 6)},{_fmt(value, digits)})"
-            for year, value in zip(values["year"].values, values.sel(region=region).values)
+            for year, value in zip(values["year"].values, flat.isel(_element=position).values)
         )
-        terminator = "\n\t~~|" if position < values.sizes["region"] - 1 else ""
-        lines.append(f"{name}[{region}](\n\t{points}){terminator}")
+        label = ",".join(element) if isinstance(element, tuple) else element
+        terminator = "\n\t~~|" if position < len(elements) - 1 else ""
+        lines.append(f"{name}[{label}](\n\t{points}){terminator}")
     return "\n".join(lines)
 
 

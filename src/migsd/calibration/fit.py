@@ -6,7 +6,13 @@ migrant stocks span three orders of magnitude across regions, and a log error
 weighs a 5% miss in the Gulf like a 5% miss in the North. Shares given as a band
 (the world migrant share) add the squared log distance to the band, zero inside
 it; soft targets (scattered survey points) add a squared difference scaled by
-their stated uncertainty.
+their stated uncertainty. Political-core series (``political.py``: policy indices,
+surveys, salience, deaths on routes, labour tightness) add their mean squared
+standardised error (noise and proxy error in quadrature) times
+``POLITICAL_SCALE`` squared, transcribed figures at ``TRANSCRIBED_WEIGHT``; a series
+scaled by an uncertain factor (IOM's recorded share of deaths) is compared at
+the factor that fits it best within its prior bounds (profiled out), and a
+one-sided target counts only the side its data bound.
 
 The fit is global then local: scipy's differential evolution, each generation
 integrated as one batch of runs, then a bounded Nelder-Mead from its best. The
@@ -22,6 +28,7 @@ import datetime as _dt
 import hashlib
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +45,13 @@ from ..names import canonical, did_you_mean
 from ..tomlfiles import check_table, read_toml
 
 TARGET_KEYS = ("name", "variable", "where", "data", "scale", "years", "transform", "weight", "band", "value",
-               "sigma") + LIKELIHOOD_KEYS
+               "sigma", "source", "why", "sum", "bound", "transcribed") + LIKELIHOOD_KEYS
+#: A transcribed figure (read off a web page, not a publisher's table) counts as this share of an observation,
+#: in the payoff (its weight) and in the posterior (its log density): a transcription may be mis-read or mis-dated.
+TRANSCRIBED_WEIGHT = 0.5
+#: A political-core series' payoff term is its squared standardised error times this squared scale, so that a
+#: one-sd miss of a survey point weighs like a 5% miss of a demographic series of the same weight.
+POLITICAL_SCALE = 0.05
 PRIOR_KEYS = ("name", "why") + DISTRIBUTION_KEYS
 SETTINGS_KEYS = ("targets", "priors", "seed", "generations", "population", "local_evaluations", "members",
                  "proposals", "years", "posterior")
@@ -57,8 +70,22 @@ class Target:
     band: tuple[float, float] | None = None
     value: float | None = None
     sigma: float = 0.1
-    #: the posterior's error model (``likelihood.py``); the payoff ignores it
+    #: the posterior's error model (``likelihood.py``); the payoff reads its noise, proxy and factor
     likelihood: Likelihood | None = None
+    #: citation key of a political-core series (``political.CITATIONS``); why the target is there
+    source: str | None = None
+    why: str = ""
+    #: dims of the variable summed before comparison (``origin`` of deaths on routes by destination)
+    sum: tuple[str, ...] = ()
+    #: "lower" or "upper": the data bound the model from one side only (labour tightness)
+    bound: str | None = None
+    transcribed: bool = False
+
+    @property
+    def political(self) -> bool:
+        from .political import SERIES
+
+        return self.data in SERIES
 
     @property
     def kind(self) -> str:
@@ -92,19 +119,21 @@ class Settings:
     source: Path = CALIBRATION_DIR / "calibrate.toml"
 
 
-def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=None) -> Settings:
+def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=None,
+                  data_directory: Path | None = None) -> Settings:
     """Read ``calibrate.toml`` and the target and prior files it names; checked against ``model``."""
     path = Path(path)
     document = read_toml(path)
     check_table(document, str(path), SETTINGS_KEYS)
-    targets = load_targets(path.parent / document.get("targets", "targets.toml"), model)
+    targets = load_targets(path.parent / document.get("targets", "targets.toml"), model, data_directory)
     priors = load_priors(path.parent / document.get("priors", "priors.toml"), model)
     options = {k: int(document[k]) for k in ("seed", "generations", "population", "local_evaluations", "members",
                                              "proposals") if k in document}
     return Settings(targets, priors, source=path, **options)
 
 
-def load_targets(path: Path, model=None) -> list[Target]:
+def load_targets(path: Path, model=None, data_directory: Path | None = None) -> list[Target]:
+    """The ``[[target]]`` tables of ``path``; political-core series are checked against ``data_directory``'s data."""
     document = read_toml(path)
     targets = []
     for number, table in enumerate(document.get("target", []), start=1):
@@ -115,19 +144,68 @@ def load_targets(path: Path, model=None) -> list[Target]:
             data=table.get("data"), where=dict(table.get("where", {})), scale=float(table.get("scale", 1.0)),
             transform=str(table.get("transform", "log")), weight=float(table.get("weight", 1.0)),
             band=tuple(table["band"]) if "band" in table else None, value=table.get("value"),
-            sigma=float(table.get("sigma", 0.1)),
+            sigma=float(table.get("sigma", 0.1)), source=table.get("source"), why=str(table.get("why", "")),
+            sum=tuple(table.get("sum", ())), bound=table.get("bound"), transcribed=bool(table.get("transcribed", False)),
         )
         if target.transform not in ("log", "none"):
             raise ScenarioError(f"{where}: transform '{target.transform}' is not 'log' or 'none'")
         if sum(x is not None for x in (target.data, target.band, target.value)) != 1:
             raise ScenarioError(f"{where}: give exactly one of 'data' (a series), 'band' [low, high] or 'value'")
         target.likelihood = parse_likelihood(table, where, target.kind)
+        target.likelihood.bound = target.bound
+        target.likelihood.tempering = TRANSCRIBED_WEIGHT if target.transcribed else 1.0
+        _check_political(target, table, where, data_directory)
         if model is not None:
             _check_target(model, target, where)
         targets.append(target)
     if not targets:
         raise ScenarioError(f"{path}: no [[target]] tables")
     return targets
+
+
+def _check_political(target: Target, table: dict, where: str, data_directory: Path | None) -> None:
+    """A political-core target names its citation, and asks only for years and regions its data have."""
+    from .political import CITATIONS, SERIES, PoliticalData
+
+    political_keys = [k for k in ("source", "bound", "transcribed") if k in table]
+    if target.data is None or ":" not in str(target.data) or str(target.data).startswith("ims:"):
+        if political_keys and not target.political:
+            raise ScenarioError(f"{where}: {political_keys} apply to political-core series ({', '.join(SERIES)})")
+        return
+    if target.data not in SERIES:
+        raise ScenarioError(f"{where}: key 'data': unknown series '{target.data}'; political-core series are "
+                            f"{', '.join(SERIES)}." + did_you_mean(str(target.data), list(SERIES)))
+    pdata = PoliticalData(data_directory or CALIBRATION_DIR)
+    file = pdata.path(target.data)
+    if target.source is None:
+        raise ScenarioError(f"{where}: key 'source' is missing: a target on '{target.data}' ({file.name}) must cite "
+                            f"its data: source = \"{pdata.citation_key(target.data)}\" ({CITATIONS[pdata.citation_key(target.data)]})")
+    if target.source != pdata.citation_key(target.data):
+        raise ScenarioError(f"{where}: key 'source': '{target.source}' is not the citation of '{target.data}' "
+                            f"({file.name}); use source = \"{pdata.citation_key(target.data)}\"")
+    if target.bound not in (None, "lower", "upper"):
+        raise ScenarioError(f"{where}: key 'bound': '{target.bound}' is not \"lower\" or \"upper\"")
+    if target.likelihood.kind != "lognormal" and target.transform == "log":
+        raise ScenarioError(f"{where}: transform 'log' needs the log-scale likelihood (\"lognormal\")")
+    frame = pdata.series(target.data)
+    regions = sorted(set(frame["region"]))
+    wanted = [element for dim, element in target.where.items()]
+    lacking = [r for r in wanted if r not in regions]
+    if lacking:
+        raise ScenarioError(f"{where}: key 'where': the data '{target.data}' ({file.name}) have no region "
+                            f"{', '.join(map(repr, lacking))}; they cover {', '.join(regions)}")
+    chosen = frame[frame["region"].isin(wanted)] if wanted else frame
+    for region, group in chosen.groupby("region"):
+        missing = [y for y in target.years if y not in set(group["year"])]
+        if missing:
+            raise ScenarioError(f"{where}: key 'years': {missing} are outside the data '{target.data}' ({file.name}) "
+                                f"for {region}, which has {_span(sorted(group['year']))}")
+
+
+def _span(years: list[int]) -> str:
+    if years and years == list(range(years[0], years[-1] + 1)):
+        return f"{years[0]}-{years[-1]}"
+    return ", ".join(map(str, years))
 
 
 def _check_target(model, target: Target, where: str) -> None:
@@ -194,6 +272,43 @@ def observed(target: Target, data: CalibrationData) -> xr.DataArray:
     return values
 
 
+def observed_political(target: Target, pdata, model) -> tuple[xr.DataArray, list[tuple[int, int]]]:
+    """A political-core series as the model's variable will be compared with it, and each year's window of years.
+
+    The data's regions become the variable's remaining dim (``region``, or ``destination`` of a flow summed over
+    ``origin``); a variable with no such dim (a world total) is compared with the data's ``world`` row.
+    """
+    frame = pdata.series(target.data)
+    variable = model.variables[canonical(target.variable)] if model is not None else None
+    remaining = [d for d in (variable.dims if variable is not None else ("region",))
+                 if d not in target.where and d not in target.sum]
+    if target.where:
+        regions = list(target.where.values())
+    elif not remaining:
+        regions = ["world"]
+    else:
+        regions = sorted(r for r in set(frame["region"]) if r != "world")
+    rows = frame[frame["region"].isin(regions)].set_index(["region", "year"])
+    try:
+        values = np.array([[rows.loc[(r, y), "value"] for r in regions] for y in target.years], dtype=float)
+        firsts = np.array([[rows.loc[(r, y), "first"] for r in regions] for y in target.years])
+        lasts = np.array([[rows.loc[(r, y), "last"] for r in regions] for y in target.years])
+    except KeyError as error:
+        raise DataError(f"target '{target.name}': data '{target.data}' have no value for {error.args[0]}; "
+                        "give a target per region, with years its data have") from error
+    if (firsts != firsts[:, :1]).any() or (lasts != lasts[:, :1]).any():
+        raise DataError(f"target '{target.name}': the survey windows of '{target.data}' differ between regions "
+                        f"{regions}; give a target per region (where = {{ region = ... }})")
+    windows = [(int(a), int(b)) for a, b in zip(firsts[:, 0], lasts[:, 0])]
+    data = xr.DataArray(values * target.scale, dims=("year", "region"),
+                        coords={"year": list(target.years), "region": regions})
+    if len(remaining) == 1:
+        data = data.rename(region=remaining[0])
+    else:
+        data = data.isel(region=0, drop=True)
+    return data, windows
+
+
 @dataclass
 class Problem:
     """What a payoff needs: the model, the targets with their data, the priors."""
@@ -202,6 +317,8 @@ class Problem:
     targets: list[Target]
     priors: list[Prior]
     data: dict[str, xr.DataArray]
+    #: per political-core target, the (first, last) years each data year averages the model over (survey waves)
+    windows: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     @property
     def final_time(self) -> float:
@@ -219,18 +336,68 @@ class Problem:
                                     saveper=1.0, **options)
 
     def simulated(self, target: Target, runs: xr.Dataset) -> xr.DataArray:
-        values = runs[target.variable].sel(time=target.years).rename(time="year")
-        values = values.assign_coords(year=target.years)
+        values = runs[target.variable]
         for dim, element in target.where.items():
             values = values.sel({dim: element})
+        if target.sum:
+            values = values.sum(list(target.sum))
+        windows = self.windows.get(target.name)
+        if windows and any(first != last for first, last in windows):
+            parts = [values.sel(time=slice(first, last)).mean("time") for first, last in windows]
+            values = xr.concat(parts, dim=xr.Variable("year", list(target.years)))
+            values = values.transpose(*[d for d in ("run", "year") if d in values.dims], ...)
+        else:
+            values = values.sel(time=target.years).rename(time="year").assign_coords(year=target.years)
+        data = self.data.get(target.name)
+        if target.political and data is not None:
+            for dim in data.dims:
+                if dim != "year" and dim in values.dims:
+                    values = values.sel({dim: data[dim].values})
         return values
+
+    def political_residuals(self, target: Target, model: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised errors (run x points) of a political-core target, and the reporting factor per run.
+
+        The error's scale is the noise and the proxy error in quadrature. A ``factor`` (the share of deaths IOM
+        records; Eurobarometer shares per unit of relative salience) is set, per run, to the value that fits best
+        within its prior bounds (profiled out); a ``bound`` counts only the side of the data the model must not cross.
+        """
+        data = self.data[target.name]
+        model = model.transpose("run", *data.dims)
+        m = np.asarray(model.values, dtype=float).reshape(model.sizes["run"], -1)
+        d = np.asarray(data.values, dtype=float).reshape(1, -1)
+        likelihood = target.likelihood
+        scale = math.hypot(_typical(likelihood.noise), likelihood.proxy or 0.0) or 1.0
+        log = target.transform == "log"
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m_t = np.log(np.maximum(m, 1e-300)) if log else m
+            d_t = np.log(d) if log else d
+            factor = np.ones(m.shape[0])
+            prior = likelihood.factor
+            if prior is not None:
+                if log:
+                    best = np.exp(np.mean(d_t - m_t, axis=1))
+                else:
+                    best = np.sum(m * d, axis=1) / np.sum(m * m, axis=1)
+                factor = np.clip(np.nan_to_num(best, nan=prior.lower), prior.lower, prior.upper)
+            fitted = m_t + np.log(factor)[:, None] if log else m * factor[:, None]
+            residual = d_t - fitted
+        if target.bound == "lower":  # the model must reach the data: only a model below them misses
+            residual = np.maximum(residual, 0.0)
+        elif target.bound == "upper":
+            residual = np.minimum(residual, 0.0)
+        return residual / scale, factor
 
     def terms(self, runs: xr.Dataset) -> dict[str, np.ndarray]:
         """Each target's contribution to the payoff, per run."""
         out = {}
         for target in self.targets:
             model = self.simulated(target, runs)
-            if target.kind == "series":
+            if target.kind == "series" and target.political:
+                standard, _ = self.political_residuals(target, model)
+                share = TRANSCRIBED_WEIGHT if target.transcribed else 1.0
+                out[target.name] = target.weight * share * POLITICAL_SCALE**2 * np.mean(standard**2, axis=1)
+            elif target.kind == "series":
                 data = self.data[target.name].transpose(*[d for d in model.dims if d != "run"])
                 residual = _transform(model, target) - _transform(data, target)
                 axes = tuple(range(1, residual.ndim))
@@ -261,6 +428,15 @@ class Problem:
         return count
 
 
+def _typical(noise) -> float:
+    """A noise scale's value for the payoff: the number, or the median of its prior."""
+    if noise is None:
+        return 0.0
+    if isinstance(noise, PriorDistribution):
+        return float(noise._frozen.ppf(sum(noise._mass) / 2))
+    return float(noise)
+
+
 def _transform(values, target: Target):
     if target.transform == "log":
         return np.log(np.maximum(values, 1e-300))
@@ -283,16 +459,34 @@ def make_problem(model, settings: Settings, data: CalibrationData | None = None,
         years = [y for y in target.years if (until is None or y <= until) and (since is None or y >= since)]
         if years:
             targets.append(Target(**{**target.__dict__, "years": years}))
-    observed_data = {t.name: observed(t, data) for t in targets if t.kind == "series"}
-    return Problem(model, targets, settings.priors, observed_data)
+    from .political import PoliticalData
+
+    political = PoliticalData(data.directory)
+    observed_data, windows = {}, {}
+    for target in targets:
+        if target.kind != "series":
+            continue
+        if target.political:
+            observed_data[target.name], windows[target.name] = observed_political(target, political, model)
+        else:
+            observed_data[target.name] = observed(target, data)
+    return Problem(model, targets, settings.priors, observed_data, windows)
 
 
 # ------------------------------------------------------------------------------ fitting
 class EvaluationLog:
-    """Every payoff computed, kept on disk as it is computed, so an interrupted calibration resumes."""
+    """Every payoff computed, kept on disk as it is computed, so an interrupted calibration resumes.
 
-    def __init__(self, path: Path | None):
+    The file is rewritten whole, at most every ``interval`` seconds (and by :meth:`flush`): rewriting tens of
+    thousands of evaluations after each single one of the Nelder-Mead polish took longer than the runs. An
+    interruption loses at most the last ``interval`` seconds of evaluations.
+    """
+
+    def __init__(self, path: Path | None, interval: float = 10.0):
         self.path = path
+        self.interval = interval
+        self._saved_at = -math.inf
+        self._dirty = False
         self.known: dict[bytes, float] = {}
         if path is not None and path.exists():
             stored = np.load(path)
@@ -307,12 +501,17 @@ class EvaluationLog:
             values = problem.payoff(thetas[missing])
             for i, value in zip(missing, values):
                 self.known[keys[i]] = float(value)
-            self._save()
+            self._dirty = True
+            if time.monotonic() - self._saved_at >= self.interval:
+                self.flush()
         return np.array([self.known[k] for k in keys])
 
-    def _save(self) -> None:
-        if self.path is None:
+    def flush(self) -> None:
+        """Write every evaluation not yet on disk."""
+        if self.path is None or not self._dirty:
             return
+        self._saved_at = time.monotonic()
+        self._dirty = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         thetas = np.array([np.frombuffer(k) for k in self.known])
         payoffs = np.array(list(self.known.values()))
@@ -332,9 +531,16 @@ class Fit:
 
 def fit(problem: Problem, settings: Settings, log: EvaluationLog | None = None, progress: bool = False) -> Fit:
     """Differential evolution (each generation one batch), Nelder-Mead polish, then the ensemble."""
+    log = log or EvaluationLog(None)
+    try:
+        return _fit(problem, settings, log, progress)
+    finally:  # an interrupted calibration keeps every evaluation it made, for --resume
+        log.flush()
+
+
+def _fit(problem: Problem, settings: Settings, log: EvaluationLog, progress: bool) -> Fit:
     from scipy.optimize import differential_evolution, minimize
 
-    log = log or EvaluationLog(None)
     lower = np.array([p.lower for p in problem.priors])
     upper = np.array([p.upper for p in problem.priors])
     width = upper - lower
@@ -373,20 +579,31 @@ def fit(problem: Problem, settings: Settings, log: EvaluationLog | None = None, 
     return Fit(best, best_payoff, members, ess, len(log.known))
 
 
+#: Proposal scales (share of each prior's width) the ensemble tries, widest first.
+PROPOSAL_SCALES = (0.05, 0.025, 0.0125, 0.00625, 0.003125)
+
+
 def ensemble(problem: Problem, settings: Settings, best_unit, best_payoff, lower, width, log) -> tuple[np.ndarray, float]:
-    """Members drawn by likelihood-weighted resampling of proposals around the best fit."""
-    rng = np.random.default_rng(settings.seed + 1)
-    scale = 0.05
-    proposals = np.clip(best_unit + rng.normal(0.0, scale, size=(settings.proposals, len(best_unit))), 0.0, 1.0)
-    payoffs = log.evaluate(problem, lower + proposals * width)
+    """Members drawn by likelihood-weighted resampling of proposals around the best fit.
+
+    The widest proposal of :data:`PROPOSAL_SCALES` whose weights keep an effective sample size of at least half
+    the members is used (the narrowest if none does): with thirty and more calibrated parameters, proposals 5% of
+    the prior's width away in every direction left an effective sample of 3 of 2000.
+    """
     observations = problem.observations()
     variance = max(best_payoff, 1e-12) / observations
-    log_likelihood = -(payoffs - best_payoff) / (2.0 * variance) / observations * len(problem.targets)
-    log_proposal = -np.sum((proposals - best_unit) ** 2, axis=1) / (2 * scale**2)
-    log_weight = np.where(np.isfinite(payoffs), log_likelihood - log_proposal, -np.inf)
-    weights = np.exp(log_weight - np.max(log_weight))
-    weights /= weights.sum()
-    ess = float(1.0 / np.sum(weights**2))
+    for step, scale in enumerate(PROPOSAL_SCALES):
+        rng = np.random.default_rng(settings.seed + 1 + step)
+        proposals = np.clip(best_unit + rng.normal(0.0, scale, size=(settings.proposals, len(best_unit))), 0.0, 1.0)
+        payoffs = log.evaluate(problem, lower + proposals * width)
+        log_likelihood = -(payoffs - best_payoff) / (2.0 * variance) / observations * len(problem.targets)
+        log_proposal = -np.sum((proposals - best_unit) ** 2, axis=1) / (2 * scale**2)
+        log_weight = np.where(np.isfinite(payoffs), log_likelihood - log_proposal, -np.inf)
+        weights = np.exp(log_weight - np.max(log_weight))
+        weights /= weights.sum()
+        ess = float(1.0 / np.sum(weights**2))
+        if ess >= settings.members / 2:
+            break
     chosen = rng.choice(len(proposals), size=settings.members, replace=True, p=weights)
     return lower + proposals[chosen] * width, ess
 
@@ -425,13 +642,28 @@ def theil(model: np.ndarray, data: np.ndarray) -> dict[str, float]:
     }
 
 
+def compared(problem: Problem, target: Target, runs: xr.Dataset) -> tuple[xr.DataArray, np.ndarray | None]:
+    """The model as its data see it (times the fitted reporting factor, if any), and that factor per run."""
+    model = problem.simulated(target, runs)
+    if not (target.political and target.likelihood is not None and target.likelihood.factor is not None):
+        return model, None
+    _, factor = problem.political_residuals(target, model)
+    return model * xr.DataArray(factor, dims="run"), factor
+
+
 def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in sample") -> pd.DataFrame:
-    """Fit statistics per target series (one row per target and element)."""
+    """Fit statistics per target series (one row per target and element).
+
+    A political series with a reporting factor is scored as the model times its fitted factor (in ``factor``);
+    a one-sided target (``bound``) by its ``coverage``, the share of data years on the side the model must keep
+    to (its MAPE is left empty: the data are a limit, not a value).
+    """
     rows = []
     for target in problem.targets:
         if target.kind != "series":
             continue
-        model = problem.simulated(target, runs).isel(run=run)
+        model, factor = compared(problem, target, runs)
+        model = model.isel(run=run)
         data = problem.data[target.name].transpose(*model.dims)
         other = [d for d in model.dims if d != "year"]
         stacked_model = model.stack(series=other) if other else model.expand_dims(series=[""])
@@ -439,8 +671,14 @@ def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in
         for index in range(stacked_model.sizes["series"]):
             label_values = stacked_model["series"].values[index]
             element = ",".join(map(str, label_values)) if isinstance(label_values, tuple) else str(label_values)
-            stats = theil(stacked_model.isel(series=index).values, stacked_data.isel(series=index).values)
-            rows.append({"target": target.name, "series": element, "sample": label, **stats})
+            m, d = stacked_model.isel(series=index).values, stacked_data.isel(series=index).values
+            stats = theil(m, d)
+            extra = {"factor": float(factor[run]) if factor is not None else float("nan"), "coverage": float("nan")}
+            if target.bound is not None:
+                inside = m >= d - 1e-12 if target.bound == "lower" else m <= d + 1e-12
+                extra["coverage"] = float(np.mean(inside))
+                stats["MAPE"] = float("nan")
+            rows.append({"target": target.name, "series": element, "sample": label, **stats, **extra})
     return pd.DataFrame(rows)
 
 

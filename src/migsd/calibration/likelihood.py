@@ -17,7 +17,12 @@ estimates it (default: lognormal, median 0.05, bounded to [0.001, 1]). ``ar1``
 correlates a series' errors over successive data years: a number in [0, 1)
 fixes the coefficient, a prior table estimates it. ``bias`` adds an estimated
 offset (on the error's scale) between the model and a series that stands for a
-region it only samples: data = model x exp(bias) on the log scale. A ``band``
+region it only samples: data = model x exp(bias) on the log scale. ``proxy``
+(a number) is the sd of that gap taken as an error instead, added to the noise
+in quadrature. ``factor`` (a prior table) scales the model, data = model x
+factor, estimated with the parameters: IOM's recorded share of deaths on
+routes. A target's ``bound`` ("lower"/"upper") makes its data a one-sided soft
+limit; a ``transcribed`` target's log density counts at ``fit.TRANSCRIBED_WEIGHT``. A ``band``
 target is a soft constraint: its log distance outside the band counts as a
 normal error of scale ``softness`` (default 0.05). A ``value`` target is a
 normal observation with standard deviation ``sigma``. ``weight`` and
@@ -37,7 +42,7 @@ from ..errors import ScenarioError
 DISTRIBUTIONS = ("uniform", "normal", "lognormal", "beta")
 DISTRIBUTION_KEYS = ("distribution", "lower", "upper", "mu", "sigma", "alpha", "beta")
 LIKELIHOODS = ("normal", "lognormal", "student_t")
-LIKELIHOOD_KEYS = ("likelihood", "noise", "ar1", "bias", "nu", "softness")
+LIKELIHOOD_KEYS = ("likelihood", "noise", "ar1", "bias", "nu", "softness", "proxy", "factor")
 _NEEDS = {"uniform": (), "normal": ("mu", "sigma"), "lognormal": ("mu", "sigma"), "beta": ("alpha", "beta")}
 _POSITIVE = ("sigma", "alpha", "beta")
 
@@ -159,6 +164,15 @@ class Likelihood:
     nu: float = 4.0
     softness: float = 0.05
     sigma: float = 0.1
+    #: sd of the gap between a series that only samples a region and the region (US surveys for the North),
+    #: in the error's scale, added to the noise in quadrature
+    proxy: float | None = None
+    #: data = model x factor, the factor uncertain (a prior): IOM's recorded share of deaths on routes
+    factor: PriorDistribution | None = None
+    #: "lower" / "upper": the data bound the model from one side (set from the target)
+    bound: str | None = None
+    #: the share of an observation each point counts as (transcribed figures: less than one)
+    tempering: float = 1.0
 
     @property
     def log_scale(self) -> bool:
@@ -167,7 +181,7 @@ class Likelihood:
     def estimated(self) -> dict[str, PriorDistribution]:
         """The nuisance parameters this likelihood estimates, by role."""
         out = {}
-        for role in ("noise", "ar1", "bias"):
+        for role in ("noise", "ar1", "bias", "factor"):
             value = getattr(self, role)
             if isinstance(value, PriorDistribution):
                 out[role] = value
@@ -175,7 +189,8 @@ class Likelihood:
 
 
 DEFAULT_NOISE = PriorDistribution("lognormal", 1e-3, 1.0, mu=math.log(0.05), sigma=1.0)
-NUISANCE_NAMES = {"noise": "noise scale", "ar1": "AR(1) coefficient", "bias": "proxy bias"}
+NUISANCE_NAMES = {"noise": "noise scale", "ar1": "AR(1) coefficient", "bias": "proxy bias",
+                  "factor": "reporting factor"}
 
 
 def parse_likelihood(table: dict, where: str, kind: str) -> Likelihood:
@@ -228,7 +243,16 @@ def parse_likelihood(table: dict, where: str, kind: str) -> Likelihood:
                                 "{ distribution = \"normal\", mu = 0, sigma = 0.2 }")
         bias = parse_distribution(bias, f"{where}: bias")
     nu = _positive(table.get("nu", 4.0), where, "nu")
-    return Likelihood(name, noise=noise, ar1=ar1, bias=bias, nu=nu)
+    proxy = _positive(table["proxy"], where, "proxy") if "proxy" in table else None
+    factor = table.get("factor", None)
+    if factor is not None:
+        if not isinstance(factor, dict):
+            raise ScenarioError(f"{where}: 'factor' must be a prior table, e.g. "
+                                "{ distribution = \"uniform\", lower = 0.3, upper = 1 }")
+        factor = parse_distribution(factor, f"{where}: factor", require_bounds=True)
+        if not factor.lower > 0:
+            raise ScenarioError(f"{where}: factor: a reporting factor needs 'lower' > 0, got {factor.lower}")
+    return Likelihood(name, noise=noise, ar1=ar1, bias=bias, nu=nu, proxy=proxy, factor=factor)
 
 
 def _number(value, where: str, key: str) -> float:
@@ -252,6 +276,7 @@ class Nuisance:
     noise: np.ndarray | float = 0.05
     ar1: np.ndarray | float = 0.0
     bias: np.ndarray | float = 0.0
+    factor: np.ndarray | float = 1.0
     extra: dict = field(default_factory=dict)
 
 
@@ -270,15 +295,23 @@ def series_pointwise(likelihood: Likelihood, model: np.ndarray, data: np.ndarray
     model = np.asarray(model, dtype=float)
     runs = model.shape[0]
     scale = _column(nuisance.noise, runs, model.ndim)
+    if likelihood.proxy:
+        scale = np.sqrt(scale**2 + likelihood.proxy**2)
     rho = _column(nuisance.ar1, runs, model.ndim)
     bias = _column(nuisance.bias, runs, model.ndim)
+    factor = _column(nuisance.factor, runs, model.ndim)
     with np.errstate(divide="ignore", invalid="ignore"):
         if likelihood.log_scale:
-            residual = np.log(data)[None] - np.log(model) - bias
+            residual = np.log(data)[None] - np.log(model) - np.log(factor) - bias
             jacobian = -np.log(data)[None]  # the density of the data, not of its log
         else:
-            residual = data[None] - model - bias
+            residual = data[None] - model * factor - bias
             jacobian = np.zeros_like(residual[:1])
+        if likelihood.bound is not None:
+            # a one-sided soft constraint, like a band: only the side the model must not cross counts
+            kept = np.maximum(residual, 0) if likelihood.bound == "lower" else np.minimum(residual, 0)
+            out = -0.5 * (kept / scale) ** 2 * likelihood.tempering
+            return np.where(np.isfinite(out), out, -np.inf)
         innovation = residual.copy()
         innovation[:, 1:] = residual[:, 1:] - rho * residual[:, :-1]
         scales = np.broadcast_to(scale, residual.shape).copy()
@@ -288,7 +321,7 @@ def series_pointwise(likelihood: Likelihood, model: np.ndarray, data: np.ndarray
             density = stats.t.logpdf(standard, likelihood.nu)
         else:
             density = -0.5 * standard**2 - 0.5 * math.log(2 * math.pi)
-        out = density - np.log(scales) + jacobian
+        out = (density - np.log(scales) + jacobian) * likelihood.tempering
     return np.where(np.isfinite(out), out, -np.inf)
 
 
@@ -309,9 +342,11 @@ def value_pointwise(likelihood: Likelihood, model: np.ndarray, value: float) -> 
 
 def replicate(likelihood: Likelihood, model: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> np.ndarray:
     """Posterior predictive draws of a series: the model with its errors (and bias) added."""
-    model = np.asarray(model, dtype=float)
+    model = np.asarray(model, dtype=float) * _column(nuisance.factor, np.shape(model)[0], np.ndim(model))
     runs = model.shape[0]
     scale = _column(nuisance.noise, runs, model.ndim)
+    if likelihood.proxy:
+        scale = np.sqrt(scale**2 + likelihood.proxy**2)
     rho = _column(nuisance.ar1, runs, model.ndim)
     bias = _column(nuisance.bias, runs, model.ndim)
     if likelihood.kind == "student_t":

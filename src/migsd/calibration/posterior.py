@@ -198,7 +198,7 @@ class PosteriorProblem:
 
     # ----------------------------------------------------------- likelihood
     def nuisance(self, thetas: np.ndarray, target: Target) -> Nuisance:
-        values = {"noise": target.likelihood.noise, "ar1": target.likelihood.ar1 or 0.0, "bias": 0.0}
+        values = {"noise": target.likelihood.noise, "ar1": target.likelihood.ar1 or 0.0, "bias": 0.0, "factor": 1.0}
         for k, p in enumerate(self.parameters):
             if p.target == target.name:
                 values[p.role] = thetas[:, k]
@@ -581,9 +581,15 @@ def posterior_files(directory: Path = PARAMETERS_DIR) -> list[Path]:
     return [p for _, p in found]
 
 
-def latest_posterior(directory: Path = PARAMETERS_DIR) -> Path | None:
-    """The newest ``posterior_vN.nc``, or None."""
+def latest_posterior(directory: Path = PARAMETERS_DIR, model=None) -> Path | None:
+    """The newest ``posterior_vN.nc``, or None; given ``model``, the newest sampled with that very model.
+
+    A posterior sampled with another .mdl (``posterior_v1.nc`` predates the political core's structure and
+    calibration v2) conditions parameters that no longer mean the same; it is never picked silently.
+    """
     files = posterior_files(directory)
+    if model is not None:
+        files = [p for p in files if read_posterior(p).attrs.get("model_sha256") == model.sha256]
     return files[-1] if files else None
 
 

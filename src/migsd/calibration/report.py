@@ -12,8 +12,10 @@ calibration without recomputing them.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pandas as pd
 
 from .fit import (
     PARAMETERS_DIR,
+    compared,
     EvaluationLog,
     Target,
     file_digest,
@@ -55,9 +58,11 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     stem = directory / f"calibrated_v{version}"
     data = CalibrationData()
     problem = make_problem(model, settings, data)
+    started = time.perf_counter()
     fitted = fit(problem, settings, EvaluationLog(stem.with_name(stem.name + ".evaluations.npz")), progress)
     runs = problem.simulate(fitted.best)
-    table = fit_table(problem, runs, label="in sample 1990-2020")
+    years = sorted({y for t in problem.targets for y in t.years})
+    table = fit_table(problem, runs, label=f"in sample {_period(years)}")
     tables = [table]
     holdout = None
     if out_of_sample:
@@ -67,18 +72,25 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
         held_runs = problem.simulate(holdout.best)
         in_years = fit_table(early, early.simulate(holdout.best), label="calibrated to 2010: in sample 1990-2010")
         later = make_problem(model, settings, data, since=HOLDOUT_FROM)
-        out_years = fit_table(later, held_runs, label="calibrated to 2010: out of sample 2015-2020")
+        later_years = sorted({y for t in later.targets for y in t.years})
+        out_years = fit_table(later, held_runs,
+                              label=f"calibrated to 2010: out of sample {_period(later_years)}")
         tables += [in_years, out_years]
     validation = make_problem(model, replace(settings, targets=[VALIDATION]), data)
     tables.append(fit_table(validation, validation.simulate(fitted.best), label="validation 2021-2023 (best)"))
     fit_frame = pd.concat(tables, ignore_index=True)
+    wall = time.perf_counter() - started
 
     write_parameters(stem.with_suffix(".csv"), settings.priors, fitted.best, fitted.members)
     fit_frame.to_csv(stem.with_name(stem.name + "_fit.csv"), index=False, float_format="%.6g")
     figures = _figures(problem, runs, stem.with_name(stem.name + "_fit"))
-    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem)
+    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall)
     stem.with_suffix(".md").write_text(note, encoding="utf-8")
     return stem.with_suffix(".csv")
+
+
+def _period(years: list[int]) -> str:
+    return f"{years[0]}-{years[-1]}" if years[-1] > years[0] else str(years[0])
 
 
 def _version(directory: Path, resume: bool) -> int:
@@ -105,25 +117,41 @@ def _figures(problem, runs, folder: Path) -> list[Path]:
         model = runs[target.variable].isel(run=0)
         for dim, element in target.where.items():
             model = model.sel({dim: element})
+        if target.sum:
+            model = model.sum(list(target.sum))
         data = problem.data[target.name]
+        if target.political:
+            for dim in data.dims:
+                if dim != "year" and dim in model.dims:
+                    model = model.sel({dim: data[dim].values})
+            _, factor = compared(problem, target, runs.isel(run=[0]))
+            if factor is not None:
+                model = model * float(factor[0])
         other = [d for d in model.dims if d != "time"]
         combos = list(np.ndindex(*[model.sizes[d] for d in other])) if other else [()]
         columns = min(4, len(combos))
         rows = int(np.ceil(len(combos) / columns))
-        figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+        figure, axes = plt.subplots(rows, columns, figsize=(max(6.4, 3.2 * columns), 2.4 * rows + 0.6), squeeze=False)
         for axis, combo in zip(axes.flat, combos):
             selection = dict(zip(other, combo))
             series = model.isel(selection)
             points = data.isel({d: i for d, i in selection.items()})
             axis.plot(series["time"], series.values, color="C0", label="model")
-            axis.plot(points["year"], points.values, "o", color="C3", markersize=4, label="UN data")
+            marker = {"lower": "^", "upper": "v"}.get(target.bound, "o")
+            axis.plot(points["year"], points.values, marker, color="C3", markersize=4,
+                      label=f"data ({target.bound} bound)" if target.bound else "data")
+            axis.set_xlim(float(points["year"].min()) - 5, float(points["year"].max()) + 3)
             axis.set_title(", ".join(str(model[d].values[i]) for d, i in selection.items()) or target.name,
                            fontsize=9)
             axis.tick_params(labelsize=7)
+            axis.xaxis.get_major_locator().set_params(integer=True)
         for axis in list(axes.flat)[len(combos):]:
             axis.set_visible(False)
         axes.flat[0].legend(fontsize=7)
-        figure.suptitle(f"{target.name}: model (line) and data (points), {runs[target.variable].attrs.get('units', '')}",
+        scaled = " x fitted factor" if target.political and target.likelihood is not None and \
+            target.likelihood.factor is not None else ""
+        figure.suptitle(f"{target.name}: model{scaled} (line) and data (points), "
+                        f"{runs[target.variable].attrs.get('units', '')}",
                         fontsize=10)
         figure.tight_layout()
         path = folder / f"{target.name.replace(' ', '_').replace('/', '-')}.png"
@@ -142,12 +170,12 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem) -> str:
+def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall: float = float("nan")) -> str:
     data_dir = CALIBRATION_DIR / "data"
     hashes = "\n".join(f"- `{p.relative_to(CALIBRATION_DIR).as_posix()}`: sha256 {file_digest(p)}"
                        for p in sorted(data_dir.glob("*.csv")))
-    summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[["MAPE", "U_M", "U_S", "U_C", "R2"]]
-                        .mean().reset_index())
+    columns = [c for c in ("MAPE", "coverage", "factor", "U_M", "U_S", "U_C", "R2") if c in fit_frame]
+    summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[columns].mean().reset_index())
     priors = "\n".join(f"| `{p.name}` | {p.lower:g} | {p.upper:g} | {b:.4g} | {p.why} |"
                        for p, b in zip(settings.priors, fitted.best))
     holdout_line = ""
@@ -162,10 +190,11 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
 - command: `{command}`
 - settings: `{settings_path.name}` (targets, priors, seed {settings.seed}, {settings.generations} generations,
   population {settings.population} per parameter, {settings.local_evaluations} Nelder-Mead evaluations)
-- payoff (weighted mean squared log error, see src/migsd/calibration/fit.py): **{fitted.payoff:.6g}**
+- payoff (weighted mean squared error: log errors of stocks, standardised errors of political series, see src/migsd/calibration/fit.py): **{fitted.payoff:.6g}**
   after {fitted.evaluations} evaluations
 - ensemble: {len(fitted.members)} members resampled from {settings.proposals} proposals,
   effective sample size {fitted.effective_sample_size:.1f}
+- wall time: {wall:.0f} s (fit, ensemble, out-of-sample refit and fit tables) on {os.cpu_count()} cores
 {holdout_line}
 ## Data
 
@@ -179,7 +208,9 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
 
 ## Fit, by target (mean over its series; per series in `{stem.name}_fit.csv`)
 
-MAPE in %, Theil fractions U_M (bias), U_S (unequal variation), U_C (unequal covariation) of the MSE.
+MAPE in %; `coverage`, for a one-sided target, the share of data years on its side; `factor`, for a series
+scaled by an uncertain factor (IOM's recorded share of deaths, Eurobarometer's share per unit of salience), its
+fitted value, the model being scored times it; Theil fractions U_M (bias), U_S (unequal variation), U_C (unequal covariation) of the MSE.
 
 {summary}
 

@@ -45,7 +45,7 @@ class ExploreError(MigsdError, ValueError):
 class Control:
     """One thing the user can move, described as the .mdl or the problem file declares it."""
 
-    key: str  # as the user reads it: "border enforcement[North]", or the problem's label
+    key: str  # as the user reads it: "enforcement push[North]", or the problem's label
     name: str  # the .mdl variable
     elements: tuple[str, ...] | None  # the elements it sets (None: the whole variable)
     kind: str  # "lever" or "uncertain"

@@ -328,6 +328,38 @@ def _fmt_year(value: float) -> str:
     return "never (by 2100)" if not np.isfinite(value) else f"{value:.0f}"
 
 
+def calibration_changes(path: Path | None) -> list[str]:
+    """Markdown: what the promoted calibration ``calibrated_vN.csv`` changed from ``calibrated_v(N-1).csv``, and why.
+
+    The parameters come from the two files' ``best`` rows; the why is the section of the calibration's note
+    (``calibrated_vN.md``) headed "What changed from", written with the calibration.
+    """
+    from ..calibration.fit import read_parameters
+
+    if path is None or Path(path).suffix != ".csv" or not Path(path).stem.split("_v")[-1].isdigit():
+        return []
+    path = Path(path)
+    version = int(path.stem.split("_v")[-1])
+    previous = path.with_name(f"calibrated_v{version - 1}.csv")
+    lines = [f"## What changed from the previous calibration (v{version - 1} -> v{version})", ""]
+    note = path.with_suffix(".md")
+    text = note.read_text(encoding="utf-8") if note.exists() else ""
+    start = text.find("\n## What changed from")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        body = text[start:end if end >= 0 else None].strip().splitlines()[1:]
+        lines += [line for line in body] + [""]
+    if not previous.exists():
+        return lines
+    now, before = read_parameters(path).loc["best"], read_parameters(previous).loc["best"]
+    added = [p for p in now.index if p not in before.index]
+    lines += [f"Calibrated in both (best fit, v{version - 1} -> v{version}): "
+              + "; ".join(f"`{p}` {before[p]:.4g} -> {now[p]:.4g}" for p in now.index if p in before.index) + ".", "",
+              f"Newly calibrated in v{version} ({len(added)}; before, the .mdl's assumed values): "
+              + "; ".join(f"`{p}` {now[p]:.4g}" for p in added) + ".", ""]
+    return lines
+
+
 def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str], folder: Path) -> Path:
     """``report.md`` and ``report.html``, every number taken from ``facts``."""
     scenarios = list(ensemble["scenario"].values)
@@ -345,6 +377,11 @@ def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str
               + ", ".join(f"`{item.split('=')[0]}` (`{item.split('=')[-1][:16]}`)"
                           for item in ensemble.attrs.get("scenario_sha256", "").split("; ") if item)
               + "; every file's full digest is in `numbers.nc` and `ensemble.nc`.", ""]
+    from ..calibration.fit import current
+
+    promoted = current()
+    if promoted is not None and promoted.name == ensemble.attrs.get("calibration"):
+        lines += calibration_changes(promoted)
     draws = int(facts.attrs.get("distinct_members", members))
     lines += ["## Probability that Northern restrictiveness has yielded", "",
               f"Each probability is the share of members in which it has yielded, ± its Monte Carlo standard error, "

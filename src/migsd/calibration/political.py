@@ -1,0 +1,352 @@
+"""Data of the political core (policy, attitudes, salience, deaths on routes, labour tightness) by model region.
+
+Everything is derived here from the files copied into ``calibration/data/``
+(provenance and licences in its PROVENANCE.md, section "Political core"), never
+typed in: :class:`PoliticalData` turns them into *series*, each a table of
+observations ``region, year, first, last, value`` (``first``-``last`` is the
+window of years an observation covers: a survey wave, or the year itself) with
+the citation a target must carry.
+
+IMPIC (research use with citation) and WVS (non-commercial) may not be shipped
+country by country: :func:`impic_region_aggregates` and
+:func:`wvs_region_aggregates` compute the region-level means that are shipped,
+from the country files of the shared data folder; a test recomputes them.
+
+Series (name: what; regions):
+
+- ``impic:regulation_labour``, ``impic:control_overall``: IMPIC 2016 admission
+  restrictiveness for labour migrants and overall border/stay control, 0-1,
+  population-weighted over the region's IMPIC countries; North (31 countries)
+  and SouthUpper (Mexico and Turkey), 1980-2010.
+- ``wvs:share_restrictive``: WVS E143 "strict limits" or "prohibit", share of
+  valid answers, population-weighted over the region's surveyed countries, by
+  wave (window = the wave's survey years in that region); all regions (the
+  Gulf: Saudi Arabia 2003 only).
+- ``gallup:decreased``: Gallup, US share wanting immigration decreased (transcribed
+  from press reports); stands for the North.
+- ``gss:reduced``: GSS, US share wanting the number of immigrants reduced, among
+  substantive answers (``letin`` 1994-2000, ``letin1a`` 2004-2024, unweighted);
+  stands for the North.
+- ``eurobarometer:immigration``: Standard Eurobarometer, EU share naming
+  immigration one of the two most important issues facing the EU, the mean of
+  the year's surveys (transcribed from press and Commission pages); stands for
+  the North's salience.
+- ``iom:dead_or_missing``: IOM Missing Migrants, dead and missing per year by the
+  region the route leads to (North; Gulf) and the world, 2014-2024.
+- ``tightness:lower``, ``tightness:upper``: labour tightness,
+  (vacancies - unemployed) / labour force. For the North, US JOLTS openings and
+  Germany's registered vacancies with WDI unemployment rates, the labour force
+  being the working-age population (WPP) times a participation rate between
+  :data:`PARTICIPATION` (low gives the upper bound); the two countries are
+  combined weighted by working-age population (they sample the North: a proxy).
+  For the other regions, vacancies are not observed: tightness is at least
+  -unemployment rate (no upper bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..names import did_you_mean
+from ..paths import CALIBRATION_DIR, SHARED_DIR
+
+#: Labour force participation (labour force / population 15-64) bounding the North's tightness: OECD
+#: participation rates 15-64 of the United States and Germany moved within about 0.72-0.80 over
+#: 2000-2023; the band is widened to 0.70-0.85 for the countries' differing definitions.
+PARTICIPATION = (0.70, 0.85)
+
+#: The copied and aggregated files, their licence and the citation a target using them carries.
+FILES = {
+    "impic_model_regions_used.csv": "IMPIC 2016 (Helbling et al. 2017; Bjerre et al. 2016), region means",
+    "wvs_model_regions_used.csv": "World Values Survey waves 3-5 (item E143), region means",
+    "gss_us_immigration_attitudes.csv": "NORC General Social Survey 1972-2024, response counts (gssrdoc)",
+    "press_transcribed_gallup_eurobarometer.csv": "Gallup and Standard Eurobarometer, transcribed from web pages",
+    "iom_missing_migrants_annual.csv": "IOM Missing Migrants Project (CC BY 4.0)",
+    "us_jolts_job_openings_monthly.csv": "US BLS JOLTS via FRED (public domain)",
+    "germany_vacancies_unemployment.csv": "OECD Main Economic Indicators via FRED (attribution)",
+    "wdi_unemployment.csv": "World Bank WDI SL.UEM.TOTL.ZS (CC BY 4.0)",
+    "wpp2024_working_age_usa_deu.csv": "UN WPP 2024 (CC BY 3.0 IGO)",
+}
+
+#: Series, the file they come from and the citation key a target must give (``source``).
+SERIES = {
+    "impic:regulation_labour": ("impic_model_regions_used.csv", "impic"),
+    "impic:control_overall": ("impic_model_regions_used.csv", "impic"),
+    "wvs:share_restrictive": ("wvs_model_regions_used.csv", "wvs"),
+    "gallup:decreased": ("press_transcribed_gallup_eurobarometer.csv", "gallup"),
+    "gss:reduced": ("gss_us_immigration_attitudes.csv", "gss"),
+    "eurobarometer:immigration": ("press_transcribed_gallup_eurobarometer.csv", "eurobarometer"),
+    "iom:dead_or_missing": ("iom_missing_migrants_annual.csv", "iom_mmp"),
+    "tightness:lower": ("us_jolts_job_openings_monthly.csv", "tightness"),
+    "tightness:upper": ("us_jolts_job_openings_monthly.csv", "tightness"),
+}
+
+#: Citations, by the key a target's ``source`` names.
+CITATIONS = {
+    "impic": "Helbling, M., Bjerre, L., Römer, F. and Zobel, M. (2017) Measuring immigration policies: the IMPIC "
+             "database. European Political Science 16: 79-98; Bjerre, L. et al. (2016) WZB Discussion Paper "
+             "SP VI 2016-201",
+    "wvs": "Inglehart, R. et al. (eds.) World Values Survey: All Rounds - Country-Pooled Datafile (waves 3-5), "
+           "JD Systems Institute & WVSA Secretariat; item E143 (via the stevedata R package)",
+    "gallup": "Gallup, Immigration (trend question 'kept at its present level, increased or decreased'), as "
+              "reported in the press; transcribed",
+    "gss": "Davern, M. et al. General Social Surveys 1972-2024, NORC at the University of Chicago (variables "
+           "letin, letin1a; unweighted counts from the gssrdoc R package)",
+    "eurobarometer": "European Commission, Standard Eurobarometer 82-99, 'two most important issues facing the "
+                     "EU'; transcribed from Commission and press pages",
+    "iom_mmp": "IOM Missing Migrants Project, incident data 2014-2025 (via the IOM gdidata R package), CC BY 4.0",
+    "tightness": "US Bureau of Labor Statistics, JOLTS job openings (JTSJOL); OECD Main Economic Indicators, "
+                 "registered unfilled vacancies, Germany (LMJVTTUVDEQ647S), both via FRED; World Bank WDI "
+                 "SL.UEM.TOTL.ZS; UN WPP 2024",
+}
+
+#: IOM route groupings (shared data's ``route_destination_region``) that lead to one model region.
+ROUTES_TO = {
+    "north_hic": ("Central Mediterranean Route", "Western Mediterranean Route", "Eastern Mediterranean Route",
+                  "Western African Atlantic Route", "Intra-European routes", "EHOA Northern Route",
+                  "Central American Route"),
+    "gulf_hic": ("EHOA Eastern Route",),
+}
+
+
+@dataclass(frozen=True)
+class PoliticalData:
+    """The political-core series of ``directory/data``, with regions named as in the .mdl."""
+
+    directory: Path = CALIBRATION_DIR
+
+    def _read(self, name: str) -> pd.DataFrame:
+        path = self.directory / "data" / name
+        try:
+            return pd.read_csv(path)
+        except FileNotFoundError as error:
+            raise DataError(f"political-core data file not found: {path} (see calibration/data/PROVENANCE.md)") \
+                from error
+
+    @cached_property
+    def region_names(self) -> dict[str, str]:
+        from .data import CalibrationData
+
+        return CalibrationData(self.directory).region_names
+
+    def path(self, series: str) -> Path:
+        return self.directory / "data" / SERIES[series][0]
+
+    def citation_key(self, series: str) -> str:
+        return SERIES[series][1]
+
+    def series(self, name: str) -> pd.DataFrame:
+        """Observations ``region, year, first, last, value`` of series ``name``, sorted by region and year."""
+        if name not in SERIES:
+            raise DataError(f"unknown political-core series '{name}'; known: {', '.join(SERIES)}."
+                            + did_you_mean(name, list(SERIES)))
+        frame = self._derived[name]
+        return frame.sort_values(["region", "year"]).reset_index(drop=True)
+
+    @cached_property
+    def _derived(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for variable in ("regulation_labour", "control_overall"):
+            out[f"impic:{variable}"] = self._impic(variable)
+        out["wvs:share_restrictive"] = self._wvs()
+        out["gallup:decreased"], out["eurobarometer:immigration"] = self._transcribed()
+        out["gss:reduced"] = self._gss()
+        out["iom:dead_or_missing"] = self._iom()
+        out["tightness:lower"], out["tightness:upper"] = self._tightness()
+        return out
+
+    def _named(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame["region"] = frame["region"].map(lambda code: self.region_names.get(code, code))
+        if "first" not in frame:
+            frame["first"] = frame["year"]
+            frame["last"] = frame["year"]
+        return frame[["region", "year", "first", "last", "value"]].astype(
+            {"year": int, "first": int, "last": int, "value": float})
+
+    def _impic(self, variable: str) -> pd.DataFrame:
+        frame = self._read("impic_model_regions_used.csv")
+        frame = frame[(frame["variable"] == variable) & (frame["stat"] == "mean_popweighted")]
+        return self._named(frame)
+
+    def _wvs(self) -> pd.DataFrame:
+        frame = self._read("wvs_model_regions_used.csv")
+        frame = frame[(frame["variable"] == "share_restrictive") & (frame["stat"] == "mean_popweighted")]
+        # a wave is dated by the last year of its window in the region: unique per region and wave
+        frame = frame.rename(columns={"year_first": "first", "year_last": "last"}).assign(year=lambda f: f["last"])
+        return self._named(frame)
+
+    def _transcribed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        frame = self._read("press_transcribed_gallup_eurobarometer.csv")
+        north = next(code for code, region in self.region_names.items() if region == "North")
+        gallup = frame[(frame["series"] == "gallup_us_immigration_level") & (frame["variable"] == "decreased")]
+        euro = frame[frame["series"] == "eb_issue_eu_immigration"]
+        out = []
+        for part in (gallup, euro):
+            # several surveys in a year (two Eurobarometers): their mean dates the year
+            annual = part.groupby("year", as_index=False)["value"].mean()
+            annual["value"] = annual["value"] / 100.0
+            annual["region"] = north
+            out.append(self._named(annual))
+        return out[0], out[1]
+
+    def _gss(self) -> pd.DataFrame:
+        frame = self._read("gss_us_immigration_attitudes.csv")
+        reduce = ("decreased a little", "decreased a lot", "reduced a little", "reduced a lot")
+        substantive = reduce + ("increased a lot", "increased a little", "left the same as it is now",
+                                "remain the same as it is")
+        # letin asked 1994 and 2000; letin1a, the same question, every survey from 2004
+        frame = frame[((frame["variable"] == "letin") & (frame["year"] <= 2000)) | (frame["variable"] == "letin1a")]
+        frame = frame[frame["response"].isin(substantive)]
+        counts = frame.assign(reduce=frame["response"].isin(reduce)).groupby(["year", "reduce"])["n_unweighted"].sum()
+        table = counts.unstack(fill_value=0)
+        share = (table[True] / table.sum(axis=1)).rename("value").reset_index()
+        share["region"] = next(code for code, region in self.region_names.items() if region == "North")
+        return self._named(share)
+
+    def _iom(self) -> pd.DataFrame:
+        frame = self._read("iom_missing_migrants_annual.csv")
+        frame = frame[(frame["variable"] == "dead_or_missing") & (frame["partial_year"] == 0)]
+        parts = [frame.groupby("year", as_index=False)["value"].sum().assign(region="world")]
+        for region, routes in ROUTES_TO.items():
+            chosen = frame[frame["route"].isin(routes)].groupby("year", as_index=False)["value"].sum()
+            parts.append(chosen.assign(region=region))
+        return self._named(pd.concat(parts, ignore_index=True))
+
+    def _tightness(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        jolts = self._read("us_jolts_job_openings_monthly.csv")
+        jolts["year"] = jolts["date"].str[:4].astype(int)
+        months = jolts.groupby("year")["value"].count()
+        us_openings = jolts.groupby("year")["value"].mean()[months == 12] * 1000.0  # thousands -> persons
+        germany = self._read("germany_vacancies_unemployment.csv")
+        germany = germany[germany["variable"] == "registered_unfilled_vacancies_sa"].copy()
+        germany["year"] = germany["date"].str[:4].astype(int)
+        quarters = germany.groupby("year")["value"].count()
+        de_openings = germany.groupby("year")["value"].mean()[quarters == 4]
+        unemployment = self._read("wdi_unemployment.csv")
+        working = self._read("wpp2024_working_age_usa_deu.csv")
+        years = sorted(set(us_openings.index) & set(de_openings.index))
+        rates = {}
+        for iso3, openings in (("USA", us_openings), ("DEU", de_openings)):
+            rate = unemployment[(unemployment["iso3"] == iso3)].set_index("year")["value"] / 100.0
+            five = working[working["iso3"] == iso3].set_index("year")["value"] * 1000.0
+            population = pd.Series(np.interp(years, five.index, five.values), index=years)
+            rates[iso3] = (openings.reindex(years), rate.reindex(years), population)
+        weights = sum(population for _, _, population in rates.values())
+        bounds = []
+        for participation in (PARTICIPATION[1], PARTICIPATION[0]):  # a larger labour force: lower tightness
+            combined = sum(population / weights * (openings / (participation * population) - rate)
+                           for openings, rate, population in rates.values())
+            frame = combined.dropna().rename("value").rename_axis("year").reset_index()
+            bounds.append(frame.assign(region="north_hic"))
+        south = unemployment[unemployment["region"].notna() & (unemployment["region"] != "north_hic")]
+        floor = south.assign(value=-south["value"] / 100.0)[["region", "year", "value"]]
+        lower = pd.concat([bounds[0], floor], ignore_index=True)
+        return self._named(lower), self._named(bounds[1])
+
+
+# ------------------------------------------------------------ shipped aggregates
+def _population(shared: Path) -> pd.DataFrame:
+    wpp = pd.read_csv(shared / "wpp2024_annual.csv", usecols=["iso3", "year", "variable", "variant", "value"])
+    wpp = wpp[(wpp["variable"] == "pop_jul1") & wpp["variant"].isin(["estimate", "medium"]) & wpp["iso3"].notna()]
+    return wpp[["iso3", "year", "value"]].rename(columns={"value": "population"})
+
+
+def _regions(shared: Path) -> pd.DataFrame:
+    return pd.read_csv(shared / "locations.csv", usecols=["iso3", "model_region"]).dropna()
+
+
+def _weighted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Population-weighted mean and country count of ``value`` by ``keys``, long format with ``stat``."""
+    rows = []
+    for key, group in frame.groupby(keys):
+        key = key if isinstance(key, tuple) else (key,)
+        mean = float(np.average(group["value"], weights=group["population"]))
+        for stat, value in (("mean_popweighted", mean), ("n_countries", float(len(group)))):
+            rows.append({**dict(zip(keys, key)), "stat": stat, "value": round(value, 6)})
+    return pd.DataFrame(rows)
+
+
+def impic_region_aggregates(shared: Path = SHARED_DIR / "data",
+                            variables=("regulation_labour", "control_overall")) -> pd.DataFrame:
+    """IMPIC country scores -> population-weighted region means (the file shipped as ``impic_model_regions_used.csv``)."""
+    impic = pd.read_csv(shared / "impic_policy_restrictiveness.csv")
+    impic = impic[impic["variable"].isin(variables) & impic["iso3"].notna()]
+    frame = impic.merge(_regions(shared), on="iso3").merge(_population(shared), on=["iso3", "year"])
+    frame = frame.rename(columns={"model_region": "region"})
+    out = _weighted(frame, ["region", "year", "variable"])
+    return out[["region", "year", "variable", "stat", "value"]].sort_values(["region", "variable", "year", "stat"])
+
+
+def wvs_region_aggregates(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
+    """WVS country-wave shares -> population-weighted region means by wave (``wvs_model_regions_used.csv``)."""
+    wvs = pd.read_csv(shared / "wvs_immigration_policy_preference.csv")
+    wvs = wvs[wvs["variable"] == "share_restrictive"]
+    frame = wvs.merge(_regions(shared), on="iso3").merge(_population(shared), on=["iso3", "year"])
+    frame = frame.rename(columns={"model_region": "region"})
+    windows = frame.groupby(["region", "wave"])["year"].agg(year_first="min", year_last="max").reset_index()
+    out = _weighted(frame, ["region", "wave", "variable"]).merge(windows, on=["region", "wave"])
+    return out[["region", "wave", "year_first", "year_last", "variable", "stat", "value"]].sort_values(
+        ["region", "wave", "stat"])
+
+
+def wdi_unemployment(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
+    """WDI unemployment rates (%): the USA and Germany, and the shared folder's region means (``wdi_unemployment.csv``)."""
+    countries = pd.read_csv(shared / "wdi_unemployment_remittances.csv")
+    countries = countries[(countries["variable"] == "unemployment_pct_labour_force")
+                          & countries["iso3"].isin(["USA", "DEU"])].assign(region="")
+    regions = pd.read_csv(shared / "wdi_model_regions.csv")
+    regions = regions[(regions["variable"] == "unemployment_pct_labour_force")
+                      & (regions["stat"] == "mean_popweighted")].assign(iso3="")
+    columns = ["iso3", "region", "year", "value"]
+    return pd.concat([countries[columns], regions[columns]], ignore_index=True)
+
+
+def working_age_usa_deu(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
+    """WPP 2024 population 15-64 (thousands, 5-yearly) of the USA and Germany (``wpp2024_working_age_usa_deu.csv``)."""
+    wpp = pd.read_csv(shared / "wpp2024_age_groups_5yr.csv")
+    wpp = wpp[(wpp["variable"] == "pop_15_64") & wpp["iso3"].isin(["USA", "DEU"])
+              & wpp["variant"].isin(["estimate", "medium"])]
+    return wpp[["iso3", "year", "value"]].sort_values(["iso3", "year"])
+
+
+def transcribed_figures(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
+    """The Gallup and Eurobarometer rows of the transcribed press figures (``press_transcribed_gallup_eurobarometer.csv``)."""
+    frame = pd.read_csv(shared / "press_reported_figures_transcribed.csv")
+    return frame[frame["series"].isin(["gallup_us_immigration_level", "eb_issue_eu_immigration"])]
+
+
+#: Shipped file -> how it is made from the shared data folder (the rest are copied unchanged).
+DERIVED_FILES = {
+    "impic_model_regions_used.csv": impic_region_aggregates,
+    "wvs_model_regions_used.csv": wvs_region_aggregates,
+    "wdi_unemployment.csv": wdi_unemployment,
+    "wpp2024_working_age_usa_deu.csv": working_age_usa_deu,
+    "press_transcribed_gallup_eurobarometer.csv": transcribed_figures,
+}
+COPIED_FILES = ("gss_us_immigration_attitudes.csv", "iom_missing_migrants_annual.csv",
+                "us_jolts_job_openings_monthly.csv", "germany_vacancies_unemployment.csv")
+
+
+def write_shipped_files(shared: Path = SHARED_DIR / "data", out: Path = CALIBRATION_DIR / "data") -> list[Path]:
+    """Write the political-core files of ``calibration/data`` from the shared data folder."""
+    import shutil
+
+    written = []
+    for name, make in DERIVED_FILES.items():
+        make(shared).to_csv(out / name, index=False, float_format="%.6g")
+        written.append(out / name)
+    for name in COPIED_FILES:
+        shutil.copyfile(shared / name, out / name)
+        written.append(out / name)
+    return written
+
+
+__all__ = ["CITATIONS", "PARTICIPATION", "PoliticalData", "SERIES", "impic_region_aggregates",
+           "write_shipped_files", "wvs_region_aggregates"]
