@@ -36,6 +36,8 @@ class CalibrationData:
     """The region-aggregated UN series of ``calibration/data``, keyed by model region."""
 
     directory: Path = CALIBRATION_DIR
+    #: The model's region order; empty: the shipped regions first, then the others as ``regions.csv`` lists them.
+    order: tuple[str, ...] = ()
 
     @cached_property
     def region_names(self) -> dict[str, str]:
@@ -87,9 +89,15 @@ class CalibrationData:
 
     @property
     def regions(self) -> list[str]:
-        order = ["North", "Gulf", "SouthUpper", "SouthLower"]
         present = set(self.region_names.values())
-        return [r for r in order if r in present] + sorted(present - set(order))
+        if self.order:
+            if set(self.order) != present:
+                raise DataError(f"{self.directory / 'regions.csv'}: regions {sorted(present)} are not the order "
+                                f"given, {list(self.order)}")
+            return list(self.order)
+        order = ["North", "Gulf", "SouthUpper", "SouthLower"]
+        listed = list(dict.fromkeys(_read_csv(self.directory / "regions.csv")["region"]))
+        return [r for r in order if r in present] + [r for r in listed if r in present and r not in order]
 
     def series(self, variable: str, years, variants=("estimate", "medium")) -> xr.DataArray:
         """A WPP series by region and year, thousands of persons, in the model's region order."""
