@@ -136,6 +136,18 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_regions(args) -> int:
+    from .regions import build_region_model
+
+    built = build_region_model(args.mapping, args.out, overwrite=args.overwrite, check=not args.no_check)
+    print(f"{built.mdl}: {len(built.regions)} regions")
+    for region in built.regions:
+        print(f"  {region:<16} constants from {built.parents[region]}")
+    for item in built.left_out:
+        print(f"  not carried over: {item}")
+    return 0
+
+
 def _cmd_sketch(args) -> int:
     from .paths import DEFAULT_MODEL
     from .sketch import place_missing
@@ -419,6 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--write", action="store_true", help="rewrite them in the .mdl")
     data.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     data.set_defaults(func=_cmd_data)
+
+    regions = commands.add_parser(
+        "regions", help="write a complete model folder (.mdl, data, scenarios, checks, targets) for a country -> "
+                        "region mapping")
+    regions.add_argument("mapping", metavar="MAPPING.csv",
+                         help="iso3,name,region for every country of calibration/data/locations.csv; MAPPING.toml "
+                              "beside it, if present, is its region table")
+    regions.add_argument("--out", metavar="DIR", required=True, help="the model folder to write")
+    regions.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    regions.add_argument("--no-check", action="store_true",
+                         help="do not load the written model to check its scenarios")
+    regions.set_defaults(func=_cmd_regions)
 
     sketch = commands.add_parser("sketch", help="add variables that no view shows to the view of their group")
     sketch.add_argument("--check", action="store_true", help="only report; exit 1 if any is missing")
