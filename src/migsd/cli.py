@@ -186,8 +186,18 @@ def _cmd_calibrate(args) -> int:
         return _promote_or_say(path, args.promote)
     if args.sampler is not None:
         raise SystemExit("migsd calibrate: --sampler applies to --method posterior")
+    options = {}
+    if args.model:
+        from .model import load_model
+
+        # another model (a folder of migsd regions): its settings, data and parameters/ sit in its calibration/
+        options["model"] = load_model(args.model, calibration=None)
+        config = Path(args.config) if args.config else Path(args.model).parent / "calibration" / "calibrate.toml"
+        options["directory"] = config.parent / "parameters"
+        options["directory"].mkdir(exist_ok=True)
+        args.config = config
     path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
-                     out_of_sample=not args.no_out_of_sample)
+                     out_of_sample=not args.no_out_of_sample, **options)
     print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_fit.csv, {path.stem}_fit/)")
     return _promote_or_say(path, args.promote)
 
@@ -460,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = commands.add_parser("calibrate", help="fit the calibrated parameters to the UN data in calibration/")
     calibrate.add_argument("--config", help="settings file (default: calibration/calibrate.toml)")
+    calibrate.add_argument("--model", help="a .mdl in a folder written by 'migsd regions' (default: models/migsd.mdl); "
+                                           "settings, data and results in its calibration/ folder")
     calibrate.add_argument("--resume", action="store_true",
                            help="continue the last interrupted calibration, reusing its logged evaluations")
     calibrate.add_argument("--method", choices=("fit", "posterior"), default="fit",

@@ -36,7 +36,7 @@ class CalibrationData:
     """The region-aggregated UN series of ``calibration/data``, keyed by model region."""
 
     directory: Path = CALIBRATION_DIR
-    #: The model's region order; empty: the shipped regions first, then the others as ``regions.csv`` lists them.
+    #: The model's region order; empty: the shipped order for the shipped regions, else as ``regions.csv`` lists them.
     order: tuple[str, ...] = ()
 
     @cached_property
@@ -96,8 +96,10 @@ class CalibrationData:
                                 f"given, {list(self.order)}")
             return list(self.order)
         order = ["North", "Gulf", "SouthUpper", "SouthLower"]
-        listed = list(dict.fromkeys(_read_csv(self.directory / "regions.csv")["region"]))
-        return [r for r in order if r in present] + [r for r in listed if r in present and r not in order]
+        if present <= set(order):
+            return [r for r in order if r in present]
+        # a folder written by migsd regions lists its countries in the model's region order
+        return [r for r in dict.fromkeys(_read_csv(self.directory / "regions.csv")["region"]) if r in present]
 
     def series(self, variable: str, years, variants=("estimate", "medium")) -> xr.DataArray:
         """A WPP series by region and year, thousands of persons, in the model's region order."""

@@ -53,7 +53,9 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     settings = load_settings(settings_path, model)
     version = _version(directory, resume)
     stem = directory / f"calibrated_v{version}"
-    data = CalibrationData()
+    # the data beside the settings: a model folder written by migsd regions carries its own calibration/
+    data = CalibrationData(settings_path.parent) if (settings_path.parent / "regions.csv").is_file() else (
+        CalibrationData())
     problem = make_problem(model, settings, data)
     fitted = fit(problem, settings, EvaluationLog(stem.with_name(stem.name + ".evaluations.npz")), progress)
     runs = problem.simulate(fitted.best)
