@@ -38,7 +38,7 @@ def test_country_files_sum_to_the_shipped_region_totals():
     shipped = pd.read_csv(CALIBRATION_DIR / "data" / "model_regions_timeseries.csv")
     keys = ["region", "year", "variable", "variant"]
     joined = shipped.merge(timeseries, on=keys, suffixes=("_shipped", "_countries"))
-    wanted = shipped[shipped["variable"].isin(["births", "deaths", *AGES, "migrant_stock_both"])
+    wanted = shipped[shipped["variable"].isin(["births", "deaths", "pop_jul1", *AGES, "migrant_stock_both"])
                      & shipped["variant"].isin(["estimate", "medium", "ims2020"]) & shipped["year"].between(1990, 2100)
                      & (shipped["region"] != "world")]
     assert len(joined) == len(wanted) == len(timeseries) > 1000  # every kept series, and nothing else
@@ -194,3 +194,31 @@ def test_an_existing_folder_is_not_overwritten(tmp_path):
     with pytest.raises(RegionError, match="exists and is not empty"):
         build_region_model(CALIBRATION_DIR / "regions.csv", tmp_path, check=False)
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_the_shipped_fine_region_folder_is_what_its_mapping_writes(tmp_path):
+    """Refresh with: migsd regions calibration/regions_fine.csv --out models/regions/fine --overwrite"""
+    shipped = MODELS_DIR / "regions" / "fine"
+    built = build_region_model(CALIBRATION_DIR / "regions_fine.csv", tmp_path / "fine", check=False)
+    written = sorted(p.relative_to(built.folder) for p in built.folder.rglob("*") if p.is_file())
+    in_repo = sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file()
+                     and "parameters" not in p.relative_to(shipped).parts)
+    assert written == in_repo
+    for path in written:
+        assert (built.folder / path).read_bytes() == (shipped / path).read_bytes(), path
+    assert built.regions[:5] == ["Europe", "NorthAmerica", "EastAsiaHigh", "OtherNorth", "Oceania"]
+    assert {r: built.parents[r] for r in ("EastAsiaHigh", "Gulf")} == {"EastAsiaHigh": "North", "Gulf": "Gulf"}
+    text = built.mdl.read_text()
+    assert "initial restrictiveness[Region]=\n\t0.5, 0.45, 0.7, 0.5, 0.45, 0.35, 0.4, 0.3\n" in text  # the table's
+    assert "LN(Productivity[NorthAmerica] / Productivity[Region])" in text  # stand_in North = NorthAmerica
+
+
+def test_overwriting_a_folder_keeps_its_calibrations(tmp_path):
+    built = build_region_model(CALIBRATION_DIR / "regions.csv", tmp_path / "model", check=False)
+    parameters = built.folder / "calibration" / "parameters"
+    parameters.mkdir()
+    (parameters / "calibrated_v1.csv").write_text("config\nbest\n")
+    (built.folder / "scenarios" / "mine.toml").write_text('title = "mine"\n')
+    build_region_model(CALIBRATION_DIR / "regions.csv", tmp_path / "model", check=False, overwrite=True)
+    assert (parameters / "calibrated_v1.csv").read_text() == "config\nbest\n"
+    assert not (built.folder / "scenarios" / "mine.toml").exists()

@@ -211,7 +211,10 @@ def _promote_or_say(path: Path, promoting: bool) -> int:
         promote(path, path.parent)
         print(f"promoted {repo_relative(path)}: the default calibration of every run from now on")
     else:
-        before = current(path.parent)
+        from .calibration.fit import CURRENT
+
+        # a folder's first calibration: nothing promoted yet, so runs keep the .mdl's values
+        before = current(path.parent) if (path.parent / CURRENT).exists() else None
         print(f"not promoted: the default stays {repo_relative(before) if before else 'the .mdl own values'}; "
               f"'migsd promote {repo_relative(path)}' makes this one the default")
     return 0

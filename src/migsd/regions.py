@@ -19,8 +19,9 @@
 
 A region table (``MAPPING.toml`` beside the mapping, optional) may give, per
 region, ``inherit`` (the shipped region whose constants it takes) and ``values``
-(explicit constants), and ``stand_in`` (which new region an equation, check or
-target naming a shipped region refers to, when that region is split).
+(explicit constants), ``stand_in`` (which new region an equation, check or
+target naming a shipped region refers to, when that region is split), and
+``scenarios`` (a folder of scenarios only this cut can state, added to the carried ones).
 """
 
 from __future__ import annotations
@@ -157,9 +158,10 @@ def _read_table(path: Path) -> dict:
     from .tomlfiles import read_toml
 
     table = read_toml(path, "region table")
-    unknown = set(table) - {"regions", "stand_in", "order"}
+    unknown = set(table) - {"regions", "stand_in", "order", "scenarios"}
     if unknown:
-        raise RegionError(f"{path}: unknown key(s) {sorted(unknown)}; a region table has regions, stand_in, order")
+        raise RegionError(f"{path}: unknown key(s) {sorted(unknown)}; a region table has regions, stand_in, order, "
+                          "scenarios")
     return table
 
 
@@ -473,7 +475,8 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
         A CSV ``iso3,name,region`` listing every country of ``calibration/data/locations.csv`` once;
         ``MAPPING.toml`` beside it, if present, is its region table.
     out
-        The folder to write (``out/migsd.mdl``, ``out/scenarios/`` ...); refused if it exists unless ``overwrite``.
+        The folder to write (``out/migsd.mdl``, ``out/scenarios/`` ...); refused if it exists unless ``overwrite``,
+        which replaces everything but ``out/calibration/parameters/`` (its calibrations).
     check
         Load the written model and check every carried-over scenario against it: a scenario naming an
         element the new model lacks raises :class:`~migsd.errors.ScenarioError` naming it.
@@ -495,9 +498,18 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
     source = repo_relative(template)
     _check_values(regions, text)
     rewritten = rewrite_mdl(text, regions, source)
+    kept = None
     if out.exists() and overwrite:
+        # the folder's calibrations are results, not derived from the mapping: a rewrite keeps them
+        parameters = out / "calibration" / "parameters"
+        if parameters.is_dir():
+            kept = out.with_name(out.name + ".parameters-kept")
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.move(parameters, kept)
         shutil.rmtree(out)
     calibration_dir = write_calibration_folder(regions, out / "calibration")
+    if kept is not None:
+        shutil.move(kept, calibration_dir / "parameters")
     data = CalibrationData(calibration_dir, order=tuple(regions.regions))
     ranges = _ranges(rewritten)
     relative_mortality = _constant(rewritten, "relative mortality", ranges, regions.regions)
@@ -512,6 +524,7 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
     left_out: list[str] = []
     carry_over(regions, template.parent, out, left_out)
     carry_calibration(regions, CALIBRATION_DIR, calibration_dir, left_out)
+    _own_scenarios(regions, out / "scenarios")
     if check:
         from .model import load_model
         from .scenarios import list_scenarios, validate
@@ -523,6 +536,20 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
 
 
 # ------------------------------------------------------------------------- carried-over files
+def _own_scenarios(regions: RegionSet, target: Path) -> None:
+    """The scenarios of the region table's ``scenarios`` folder: cases only this cut can state."""
+    if "scenarios" not in regions.table:
+        return
+    table = regions.mapping_path.with_suffix(".toml")
+    folder = table.parent / regions.table["scenarios"]
+    if not folder.is_dir():
+        raise RegionError(f"{table}: scenarios = '{regions.table['scenarios']}' is not a folder beside it")
+    for path in sorted(folder.glob("*.toml")):
+        if (target / path.name).exists():
+            raise RegionError(f"{path}: a carried-over scenario is already named {path.stem}; rename one")
+        shutil.copyfile(path, target / path.name)
+
+
 def translate_key(key: str, regions: RegionSet) -> list[str] | None:
     """``name[Element,...]`` for the new regions: one key per heir; None if a region named has no heir."""
     match = re.fullmatch(r"\s*([^\[]+?)\s*\[([^\]]*)\]\s*", key)

@@ -145,9 +145,9 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem) -> str:
-    data_dir = CALIBRATION_DIR / "data"
-    hashes = "\n".join(f"- `{p.relative_to(CALIBRATION_DIR).as_posix()}`: sha256 {file_digest(p)}"
-                       for p in sorted(data_dir.glob("*.csv")))
+    folder = Path(settings_path).parent  # the data beside the settings, as calibrate() read them
+    hashes = "\n".join(f"- `{p.relative_to(folder).as_posix()}`: sha256 {file_digest(p)}"
+                       for p in sorted((folder / "data").glob("*.csv")))
     summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[["MAPE", "U_M", "U_S", "U_C", "R2"]]
                         .mean().reset_index())
     priors = "\n".join(f"| `{p.name}` | {p.lower:g} | {p.upper:g} | {b:.4g} | {p.why} |"
@@ -156,7 +156,7 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
     if holdout is not None:
         holdout_line = f"- calibrated on 1990-2010 only: payoff {holdout.payoff:.6g} over those years\n"
     figure_list = "\n".join(f"- [{p.stem}]({p.parent.name}/{p.name})" for p in figures)
-    command = "migsd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("migsd") else \
+    command = "migsd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("migsd", "cli.py")) else \
         "migsd calibrate"
     return f"""# Calibration v{version}
 
