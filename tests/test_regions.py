@@ -222,3 +222,20 @@ def test_overwriting_a_folder_keeps_its_calibrations(tmp_path):
     build_region_model(CALIBRATION_DIR / "regions.csv", tmp_path / "model", check=False, overwrite=True)
     assert (parameters / "calibrated_v1.csv").read_text() == "config\nbest\n"
     assert not (built.folder / "scenarios" / "mine.toml").exists()
+
+
+@pytest.mark.parametrize("table,message", [
+    ('[regions.Nowhere]\ninherit = "North"\n', "[regions.Nowhere]: no such region in cut.csv."),
+    ('[regions.North]\ninherit = "Antarctica"\n',
+     "[regions.North] inherit = 'Antarctica' is not a region of the template (North, Gulf, SouthUpper, SouthLower)"),
+    ('[regions.North.values]\n"initial restrictivness" = 0.7\n',
+     "[regions.North.values] 'initial restrictivness' is not a constant of the .mdl with a number per "
+     "region. Did you mean 'initial restrictiveness'?"),
+    ('colour = "blue"\n', "unknown key(s) ['colour']; a region table has regions, stand_in, order, scenarios"),
+])
+def test_a_bad_region_table_is_refused_naming_it(tmp_path, table, message):
+    (tmp_path / "cut.csv").write_text((CALIBRATION_DIR / "regions.csv").read_text())
+    (tmp_path / "cut.toml").write_text(table)
+    with pytest.raises(RegionError) as caught:
+        build_region_model(tmp_path / "cut.csv", tmp_path / "model", check=False)
+    assert message in str(caught.value) and str(tmp_path / "cut.toml") in str(caught.value)

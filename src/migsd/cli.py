@@ -52,7 +52,9 @@ def _cmd_run(args) -> int:
     for scenario in dataset["scenario"].values:
         title = str(dataset["scenario_title"].sel(scenario=scenario).values)
         if YIELD_VARIABLE not in dataset:
-            print(f"{scenario}: done (the run ends before the yield year's reference year)  [{title}]")
+            reason = ("the model has no region North" if "North" not in model.subscripts.get("Region", ["North"])
+                      else "the run ends before the yield year's reference year")
+            print(f"{scenario}: done ({reason})  [{title}]")
             continue
         year = float(dataset[YIELD_VARIABLE].sel(scenario=scenario))
         shown = "never (within the run)" if math.isnan(year) else f"{year:.0f}"

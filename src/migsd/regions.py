@@ -395,16 +395,18 @@ def _inherit(rhs: str, name: str, dims: list[str], region_dims: set[str], region
 
 def _check_values(regions: RegionSet, text: str) -> None:
     """Every explicit value in the region table names a constant the generator re-cut."""
+    region_dims = {REGION_RANGE} | {name for name, elements in _ranges(text).items() if elements is None}
     known = set()
     for entry in entries(text):
         match = _NAME.match(entry.equation)
-        if match and match.group(2):
-            known.add(match.group(1).strip())
+        if match and match.group(2) and match.group(4) == "=" and set(_dims(match.group(2))) & region_dims:
+            if _NUMBERS.fullmatch(entry.equation.split("=", 1)[1]) and match.group(1).strip() not in DATA_DEFINITIONS:
+                known.add(match.group(1).strip())
     for region in regions.regions:
         for constant in regions.values(region):
             if constant not in known:
                 raise RegionError(f"{regions.mapping_path.with_suffix('.toml')}: [regions.{region}.values] "
-                                  f"'{constant}' is not a subscripted constant of the .mdl."
+                                  f"'{constant}' is not a constant of the .mdl with a number per region."
                                   + did_you_mean(constant, sorted(known)))
 
 
