@@ -211,6 +211,11 @@ def test_the_shipped_fine_region_folder_is_what_its_mapping_writes(tmp_path):
     text = built.mdl.read_text()
     assert "initial restrictiveness[Region]=\n\t0.5, 0.45, 0.7, 0.5, 0.45, 0.35, 0.4, 0.3\n" in text  # the table's
     assert "LN(Productivity[NorthAmerica] / Productivity[Region])" in text  # stand_in North = NorthAmerica
+    # a sensitivity group over North's elements covers every Northern region
+    problem = (built.folder / "sensitivity" / "restrictionism.toml").read_text()
+    assert 'elements = ["Europe", "NorthAmerica", "EastAsiaHigh", "OtherNorth", "Oceania", "Gulf"]' in problem
+    assert (built.folder / "scenarios" / "east_asian_automation.toml").read_bytes() == (
+        CALIBRATION_DIR / "regions_fine_scenarios" / "east_asian_automation.toml").read_bytes()
 
 
 def test_overwriting_a_folder_keeps_its_calibrations(tmp_path):

@@ -602,7 +602,15 @@ def carry_scenarios(regions: RegionSet, source: Path, target: Path, left_out: li
 
 
 def _translate_text(text: str, regions: RegionSet) -> str:
-    """A TOML text with each quoted template region (a key's element or a value) replaced by its stand-in."""
+    """A TOML text with each quoted template region (a key's element or a value) replaced by its stand-in,
+    except in an ``elements = [...]`` list, where a region stands for all its heirs."""
+    def heirs(match: re.Match) -> str:
+        listed = re.findall(r'"([^"]*)"', match.group(2))
+        expanded = list(dict.fromkeys(h for e in listed for h in (
+            regions.children(e) if e in regions.template_regions else [e])))
+        return match.group(1) + ", ".join(f'"{e}"' for e in expanded) + "]"
+
+    text = re.sub(r'(?m)^(elements\s*=\s*\[)([^\]]*)\]', heirs, text)
     def element(match: re.Match) -> str:
         token = match.group(2)
         if token in regions.template_regions and token not in regions.regions:

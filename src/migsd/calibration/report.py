@@ -78,7 +78,7 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     write_parameters(stem.with_suffix(".csv"), settings.priors, fitted.best, fitted.members)
     fit_frame.to_csv(stem.with_name(stem.name + "_fit.csv"), index=False, float_format="%.6g")
     figures = _figures(problem, runs, stem.with_name(stem.name + "_fit"))
-    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem)
+    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, data.directory)
     stem.with_suffix(".md").write_text(note, encoding="utf-8")
     return stem.with_suffix(".csv")
 
@@ -144,8 +144,9 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem) -> str:
-    folder = Path(settings_path).parent  # the data beside the settings, as calibrate() read them
+def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem,
+          folder: Path = CALIBRATION_DIR) -> str:
+    # ``folder``: the calibration folder whose data/ calibrate() read
     hashes = "\n".join(f"- `{p.relative_to(folder).as_posix()}`: sha256 {file_digest(p)}"
                        for p in sorted((folder / "data").glob("*.csv")))
     summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[["MAPE", "U_M", "U_S", "U_C", "R2"]]
