@@ -75,3 +75,22 @@ def test_a_port_in_use_is_a_one_line_error():
     assert result.returncode == 2
     assert result.stderr == (f"migsd: error: --port {port}: 127.0.0.1:{port} is already in use (another migsd "
                              "explore?); choose another with --port\n")
+
+
+def test_regions_writes_a_model_folder_and_lists_each_region_with_its_parent(tmp_path):
+    from migsd.paths import CALIBRATION_DIR, DEFAULT_MODEL
+
+    result = migsd("regions", str(CALIBRATION_DIR / "regions.csv"), "--out", str(tmp_path / "model"), "--no-check")
+    assert result.returncode == 0, result.stderr
+    assert "4 regions" in result.stdout and "SouthUpper       constants from SouthUpper" in result.stdout
+    assert (tmp_path / "model" / "migsd.mdl").read_bytes() == DEFAULT_MODEL.read_bytes()
+
+
+def test_regions_refuses_a_bad_mapping_in_one_line(tmp_path):
+    from pathlib import Path
+
+    bad = Path(__file__).parent / "data" / "bad" / "regions" / "country_in_two_regions.csv"
+    result = migsd("regions", str(bad), "--out", str(tmp_path / "model"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"migsd: error: {bad}: row 240: FRA is already mapped to North at row 72")
+    assert not (tmp_path / "model").exists()

@@ -77,8 +77,8 @@ def test_model_outputs_and_scenarios_import_alone():
 
 def test_the_public_api_is_unchanged():
     assert migsd.__all__ == [
-        "DataError", "MigsdError", "Model", "ModelError", "Scenario", "ScenarioError", "add_indicators",
-        "check_model", "list_scenarios", "load_model", "open_results", "read_scenario", "run_scenarios",
+        "DataError", "MigsdError", "Model", "ModelError", "RegionError", "Scenario", "ScenarioError",
+        "add_indicators", "build_region_model", "check_model", "list_scenarios", "load_model", "open_results", "read_scenario", "run_scenarios",
         "testing", "to_netcdf", "ureg", "yield_year",
     ]
     for name in migsd.__all__:

@@ -52,7 +52,9 @@ def _cmd_run(args) -> int:
     for scenario in dataset["scenario"].values:
         title = str(dataset["scenario_title"].sel(scenario=scenario).values)
         if YIELD_VARIABLE not in dataset:
-            print(f"{scenario}: done (the run ends before the yield year's reference year)  [{title}]")
+            reason = ("the model has no region North" if "North" not in model.subscripts.get("Region", ["North"])
+                      else "the run ends before the yield year's reference year")
+            print(f"{scenario}: done ({reason})  [{title}]")
             continue
         year = float(dataset[YIELD_VARIABLE].sel(scenario=scenario))
         shown = "never (within the run)" if math.isnan(year) else f"{year:.0f}"
@@ -136,6 +138,18 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_regions(args) -> int:
+    from .regions import build_region_model
+
+    built = build_region_model(args.mapping, args.out, overwrite=args.overwrite, check=not args.no_check)
+    print(f"{built.mdl}: {len(built.regions)} regions")
+    for region in built.regions:
+        print(f"  {region:<16} constants from {built.parents[region]}")
+    for item in built.left_out:
+        print(f"  not carried over: {item}")
+    return 0
+
+
 def _cmd_sketch(args) -> int:
     from .paths import DEFAULT_MODEL
     from .sketch import place_missing
@@ -174,8 +188,18 @@ def _cmd_calibrate(args) -> int:
         return _promote_or_say(path, args.promote)
     if args.sampler is not None:
         raise SystemExit("migsd calibrate: --sampler applies to --method posterior")
+    options = {}
+    if args.model:
+        from .model import load_model
+
+        # another model (a folder of migsd regions): its settings, data and parameters/ sit in its calibration/
+        options["model"] = load_model(args.model, calibration=None)
+        config = Path(args.config) if args.config else Path(args.model).parent / "calibration" / "calibrate.toml"
+        options["directory"] = config.parent / "parameters"
+        options["directory"].mkdir(exist_ok=True)
+        args.config = config
     path = calibrate(args.config, resume=args.resume, progress=not args.quiet,
-                     out_of_sample=not args.no_out_of_sample)
+                     out_of_sample=not args.no_out_of_sample, **options)
     print(f"wrote {path} (and {path.with_suffix('.md').name}, {path.stem}_fit.csv, {path.stem}_fit/)")
     return _promote_or_say(path, args.promote)
 
@@ -189,7 +213,10 @@ def _promote_or_say(path: Path, promoting: bool) -> int:
         promote(path, path.parent)
         print(f"promoted {repo_relative(path)}: the default calibration of every run from now on")
     else:
-        before = current(path.parent)
+        from .calibration.fit import CURRENT
+
+        # a folder's first calibration: nothing promoted yet, so runs keep the .mdl's values
+        before = current(path.parent) if (path.parent / CURRENT).exists() else None
         print(f"not promoted: the default stays {repo_relative(before) if before else 'the .mdl own values'}; "
               f"'migsd promote {repo_relative(path)}' makes this one the default")
     return 0
@@ -420,6 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     data.set_defaults(func=_cmd_data)
 
+    regions = commands.add_parser(
+        "regions", help="write a complete model folder (.mdl, data, scenarios, checks, targets) for a country -> "
+                        "region mapping")
+    regions.add_argument("mapping", metavar="MAPPING.csv",
+                         help="iso3,name,region for every country of calibration/data/locations.csv; MAPPING.toml "
+                              "beside it, if present, is its region table")
+    regions.add_argument("--out", metavar="DIR", required=True, help="the model folder to write")
+    regions.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    regions.add_argument("--no-check", action="store_true",
+                         help="do not load the written model to check its scenarios")
+    regions.set_defaults(func=_cmd_regions)
+
     sketch = commands.add_parser("sketch", help="add variables that no view shows to the view of their group")
     sketch.add_argument("--check", action="store_true", help="only report; exit 1 if any is missing")
     sketch.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
@@ -436,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = commands.add_parser("calibrate", help="fit the calibrated parameters to the UN data in calibration/")
     calibrate.add_argument("--config", help="settings file (default: calibration/calibrate.toml)")
+    calibrate.add_argument("--model", help="a .mdl in a folder written by 'migsd regions' (default: models/migsd.mdl); "
+                                           "settings, data and results in its calibration/ folder")
     calibrate.add_argument("--resume", action="store_true",
                            help="continue the last interrupted calibration, reusing its logged evaluations")
     calibrate.add_argument("--method", choices=("fit", "posterior"), default="fit",

@@ -35,3 +35,7 @@ class StoreError(MigsdError, ValueError):
 
 class AnalysisError(MigsdError, ValueError):
     """A loops or channels file, or a request to analyse a model, is invalid."""
+
+
+class RegionError(MigsdError, ValueError):
+    """A region mapping or region table is invalid, or the template .mdl cannot be re-cut by it."""

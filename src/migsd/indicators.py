@@ -74,6 +74,8 @@ def indicators_apply(dataset: xr.Dataset) -> bool:
     """Whether :func:`add_indicators` with the default definition can run on ``dataset``."""
     if "Restrictiveness" not in dataset or "time" not in dataset.dims:
         return False
+    if "region" in dataset.dims and YIELD_DEFINITION["region"] not in dataset["region"].values:
+        return False  # a model cut into other regions (migsd regions) may have no North
     times = dataset["time"].values
     return bool(times[0] <= YIELD_DEFINITION["reference_year"] <= times[-1])
 

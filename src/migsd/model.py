@@ -192,8 +192,9 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     numbered ``draw``, chains in order) sets constants before any scenario, or a
     ``calibrated_vN.csv`` whose ``best`` row does; by default, for the shipped
     model, the one promoted in ``calibration/parameters/CURRENT`` (``migsd
-    promote``; never merely the newest), none for another .mdl; ``None`` keeps the
-    .mdl's own values.
+    promote``; never merely the newest), for a model folder written by ``migsd
+    regions`` the one promoted in its own ``calibration/parameters/``, none for
+    another .mdl; ``None`` keeps the .mdl's own values.
 
     Examples
     --------
@@ -211,7 +212,12 @@ def load_model(path: str | os.PathLike | None = None, calibration: str | os.Path
     if calibration == _PROMOTED:
         from .calibration.fit import current
 
-        calibration = current() if mdl_path.resolve() == DEFAULT_MODEL.resolve() else None
+        if mdl_path.resolve() == DEFAULT_MODEL.resolve():
+            calibration = current()
+        else:
+            # a model folder written by migsd regions keeps its calibrations in calibration/parameters/
+            own = mdl_path.resolve().parent / "calibration" / "parameters"
+            calibration = current(own) if own.is_dir() else None
     if calibration is not None and not Path(calibration).is_file():
         raise ModelError(f"calibration file not found: {calibration}")
     if draw is not None and (calibration is None or Path(calibration).suffix != ".nc"):

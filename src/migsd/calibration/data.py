@@ -42,6 +42,8 @@ class CalibrationData:
     """The region-aggregated UN series of ``calibration/data``, keyed by model region."""
 
     directory: Path = CALIBRATION_DIR
+    #: The model's region order; empty: the shipped order for the shipped regions, else as ``regions.csv`` lists them.
+    order: tuple[str, ...] = ()
 
     @cached_property
     def region_names(self) -> dict[str, str]:
@@ -93,9 +95,17 @@ class CalibrationData:
 
     @property
     def regions(self) -> list[str]:
-        order = ["North", "Gulf", "SouthUpper", "SouthLower"]
         present = set(self.region_names.values())
-        return [r for r in order if r in present] + sorted(present - set(order))
+        if self.order:
+            if set(self.order) != present:
+                raise DataError(f"{self.directory / 'regions.csv'}: regions {sorted(present)} are not the order "
+                                f"given, {list(self.order)}")
+            return list(self.order)
+        order = ["North", "Gulf", "SouthUpper", "SouthLower"]
+        if present <= set(order):
+            return [r for r in order if r in present]
+        # a folder written by migsd regions lists its countries in the model's region order
+        return [r for r in dict.fromkeys(_read_csv(self.directory / "regions.csv")["region"]) if r in present]
 
     def series(self, variable: str, years, variants=("estimate", "medium")) -> xr.DataArray:
         """A WPP series by region and year, thousands of persons, in the model's region order."""

@@ -56,7 +56,9 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     settings = load_settings(settings_path, model)
     version = _version(directory, resume)
     stem = directory / f"calibrated_v{version}"
-    data = CalibrationData()
+    # the data beside the settings: a model folder written by migsd regions carries its own calibration/
+    data = CalibrationData(settings_path.parent) if (settings_path.parent / "regions.csv").is_file() else (
+        CalibrationData())
     problem = make_problem(model, settings, data)
     started = time.perf_counter()
     fitted = fit(problem, settings, EvaluationLog(stem.with_name(stem.name + ".evaluations.npz")), progress)
@@ -84,7 +86,8 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     write_parameters(stem.with_suffix(".csv"), settings.priors, fitted.best, fitted.members)
     fit_frame.to_csv(stem.with_name(stem.name + "_fit.csv"), index=False, float_format="%.6g")
     figures = _figures(problem, runs, stem.with_name(stem.name + "_fit"))
-    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall)
+    note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall,
+                 data.directory)
     stem.with_suffix(".md").write_text(note, encoding="utf-8")
     return stem.with_suffix(".csv")
 
@@ -170,10 +173,12 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall: float = float("nan")) -> str:
-    data_dir = CALIBRATION_DIR / "data"
-    hashes = "\n".join(f"- `{p.relative_to(CALIBRATION_DIR).as_posix()}`: sha256 {file_digest(p)}"
-                       for p in sorted(data_dir.glob("*.csv")))
+def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall: float = float("nan"),
+          folder: Path = CALIBRATION_DIR) -> str:
+    # ``folder``: the calibration folder whose data/ calibrate() read
+    hashes = "
+".join(f"- `{p.relative_to(folder).as_posix()}`: sha256 {file_digest(p)}"
+                       for p in sorted((folder / "data").glob("*.csv")))
     columns = [c for c in ("MAPE", "coverage", "factor", "U_M", "U_S", "U_C", "R2") if c in fit_frame]
     summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[columns].mean().reset_index())
     priors = "\n".join(f"| `{p.name}` | {p.lower:g} | {p.upper:g} | {b:.4g} | {p.why} |"
@@ -182,7 +187,7 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
     if holdout is not None:
         holdout_line = f"- calibrated on 1990-2010 only: payoff {holdout.payoff:.6g} over those years\n"
     figure_list = "\n".join(f"- [{p.stem}]({p.parent.name}/{p.name})" for p in figures)
-    command = "migsd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("migsd") else \
+    command = "migsd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("migsd", "cli.py")) else \
         "migsd calibrate"
     return f"""# Calibration v{version}
 

@@ -1,0 +1,44 @@
+"""Rebuild the country-level files of this folder from the project's curated data (``shared/data``).
+
+Run from the repository root: ``python calibration/data/countries/trim.py``. Keeps only
+the variables, variants and years the model derives its inputs and calibration
+targets from, so that the repository stays small; ``tests/test_regions.py`` checks
+that the files sum to the shipped region totals.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[3] / "shared" / "data"
+YEARS = (1990, 2100)
+VARIANTS = ["estimate", "medium"]
+
+
+def _write(frame: pd.DataFrame, name: str) -> None:
+    # mtime=0: the same data give the same bytes, so a rebuild shows no diff
+    frame.to_csv(HERE / name, index=False, compression={"method": "gzip", "mtime": 0})
+
+
+def main() -> None:
+    annual = pd.read_csv(SHARED / "wpp2024_annual.csv")
+    annual = annual[annual["iso3"].notna() & annual["variable"].isin(["births", "deaths", "pop_jul1"])
+                    & annual["variant"].isin(VARIANTS) & annual["year"].between(*YEARS)]
+    ages = pd.read_csv(SHARED / "wpp2024_age_groups_5yr.csv")
+    ages = ages[ages["iso3"].notna() & ages["variable"].isin(["pop_0_14", "pop_15_64", "pop_65plus"])
+                & ages["variant"].isin(VARIANTS) & ages["year"].between(*YEARS)]
+    wpp = pd.concat([annual, ages])[["iso3", "year", "variable", "variant", "value"]]
+    _write(wpp.sort_values(["iso3", "variable", "year"]), "wpp2024_countries.csv.gz")
+    destination = pd.read_csv(SHARED / "un_ims2020_by_destination.csv")
+    destination = destination[(destination["area_type"] == "country")
+                              & (destination["variable"] == "migrant_stock_both")]
+    _write(destination[["iso3", "year", "value"]].rename(columns={"value": "migrant_stock_both"})
+           .sort_values(["iso3", "year"]), "ims2020_destination_countries.csv.gz")
+    bilateral = pd.read_csv(SHARED / "un_ims2020_bilateral.csv")
+    _write(bilateral[["dest_iso3", "orig_iso3", "year", "stock_both"]]
+           .sort_values(["dest_iso3", "orig_iso3", "year"]), "ims2020_od_countries.csv.gz")
+
+
+if __name__ == "__main__":
+    main()
