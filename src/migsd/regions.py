@@ -100,6 +100,69 @@ def aggregate(mapping: pd.Series, directory: Path = COUNTRY_DIR) -> tuple[pd.Dat
     return timeseries.reset_index(drop=True), od
 
 
+def aggregate_displacement(mapping: pd.Series, directory: Path = COUNTRY_DIR) -> pd.DataFrame:
+    """UNHCR protection stocks by host x origin region of ``mapping``, in the layout of ``unhcr_model_regions.csv``.
+
+    UNHCR's country file gives each country's stock as host and as origin, not
+    country by country, so the shipped host x origin table by data region is the
+    seed: a new region takes, of each shipped pair's stock, its countries' share
+    of the shipped host region's hosted stock times their share of the shipped
+    origin region's stock of that origin (independence within a shipped region).
+    A shipped region kept whole keeps its numbers exactly; origins UNHCR records as
+    unknown stay unknown, as in the shipped table.
+    """
+    try:
+        countries = pd.read_csv(directory / "unhcr_countries.csv.gz")
+    except FileNotFoundError as error:
+        raise RegionError(f"country-level data file not found: {error.filename}") from error
+    seed_path = CALIBRATION_DIR / "data" / "unhcr_model_regions.csv"
+    seed = pd.read_csv(seed_path)
+    seed = seed[(seed["origin_region"] != "all") & (seed["host_region"] != "unknown")]
+    code = _locations().set_index("iso3")["model_region"]
+    population = population_1990(directory)
+    by_population = (population.groupby([code, mapping]).sum() / population.groupby(code).sum()).rename("share")
+
+    def shares(role: str) -> pd.DataFrame:
+        """Share of each (data code, new region) in the code's stock, by year and group (whole codes: exactly 1)."""
+        rows = countries[(countries["role"] == role) & countries["iso3"].isin(mapping.index)]
+        rows = rows.assign(code=rows["iso3"].map(code), region=rows["iso3"].map(mapping))
+        table = rows.groupby(["year", "variable", "code", "region"])["value"].sum()
+        total = table.groupby(["year", "variable", "code"]).transform("sum")
+        share = (table / total.where(total > 0)).rename("share").reset_index()
+        # a code with no stock in the country file that year: its countries' 1990 residents decide
+        fallback = by_population.rename("fallback").rename_axis(["code", "region"]).reset_index()
+        share = share.merge(fallback, on=["code", "region"], how="left")
+        share["share"] = share["share"].fillna(share["fallback"])
+        whole = mapping.groupby(code.reindex(mapping.index)).nunique() == 1
+        share.loc[share["code"].map(whole).fillna(False).astype(bool), "share"] = 1.0
+        return share[["year", "variable", "code", "region", "share"]]
+
+    host, origin = shares("asylum_country"), shares("origin_country")
+    frame = seed.merge(host.rename(columns={"code": "host_region", "region": "host", "share": "host_share"}),
+                       on=["year", "variable", "host_region"], how="left")
+    frame = _fill_by_population(frame, by_population, "host_region", "host", "host_share")
+    frame = frame.merge(origin.rename(columns={"code": "origin_region", "region": "origin", "share": "origin_share"}),
+                        on=["year", "variable", "origin_region"], how="left")
+    unknown = frame["origin_region"] == "unknown"
+    frame.loc[unknown, "origin"], frame.loc[unknown, "origin_share"] = "unknown", 1.0
+    frame = _fill_by_population(frame, by_population, "origin_region", "origin", "origin_share")
+    frame = frame.assign(value=frame["value"] * frame["host_share"] * frame["origin_share"])
+    out = frame.groupby(["year", "host", "origin", "variable"], as_index=False)["value"].sum()
+    out = out.rename(columns={"host": "host_region", "origin": "origin_region"})
+    return out[["year", "host_region", "origin_region", "variable", "value"]].reset_index(drop=True)
+
+
+def _fill_by_population(frame: pd.DataFrame, by_population: pd.Series, code: str, region: str,
+                        share: str) -> pd.DataFrame:
+    """Rows whose data region has no country row that year: shared by the 1990 residents of its countries."""
+    missing = frame[region].isna()
+    if not missing.any():
+        return frame
+    fallback = by_population.rename(share).rename_axis([code, region]).reset_index()
+    filled = frame[missing].drop(columns=[region, share]).merge(fallback, on=code)
+    return pd.concat([frame[~missing], filled])
+
+
 # ------------------------------------------------------------------------------------ mapping
 def read_mapping(path: str | Path) -> pd.DataFrame:
     """A mapping file (``iso3,name,region``), checked: every country of ``locations.csv`` in exactly one region,
@@ -410,10 +473,12 @@ def _check_values(regions: RegionSet, text: str) -> None:
                                   + did_you_mean(constant, sorted(known)))
 
 
-#: The names :func:`migsd.calibration.data.mdl_inputs` derives (filled on first use).
+#: The names :func:`migsd.calibration.data.mdl_inputs` derives; ``build_region_model`` refuses to run while
+#: it derives one not listed here, so a table added there cannot be left un-re-cut.
 DATA_DEFINITIONS: tuple[str, ...] = (
     "initial residents by age", "initial foreign born", "births per working age person table",
     "mortality level table", "maturing rate table", "retiring rate table",
+    "displacement arrivals table", "last displacement data year", "future displacement arrivals",
 )
 
 
@@ -449,9 +514,11 @@ def write_calibration_folder(regions: RegionSet, folder: Path) -> Path:
     timeseries, od = aggregate(regions.mapping)
     timeseries.to_csv(data_dir / "model_regions_timeseries.csv", index=False)
     od.to_csv(data_dir / "model_regions_od_ims2020.csv", index=False)
+    aggregate_displacement(regions.mapping).to_csv(data_dir / "unhcr_model_regions.csv", index=False)
     (data_dir / "PROVENANCE.md").write_text(
         "# Provenance\n\nSummed by `migsd regions` over the countries of `../regions.csv` from the country-level "
-        "files of the repository's `calibration/data/countries/` (UN WPP 2024, UN IMS 2020; CC BY 3.0 IGO; see "
+        "files of the repository's `calibration/data/countries/` (UN WPP 2024, UN IMS 2020; CC BY 3.0 IGO; "
+        "UNHCR Refugee Data Finder, CC BY 4.0, host x origin shared out within the shipped regions; see "
         "the repository's `calibration/data/PROVENANCE.md`).\n", encoding="utf-8")
     return folder
 

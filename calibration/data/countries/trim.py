@@ -14,6 +14,8 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[3] / "shared" / "data"
 YEARS = (1990, 2100)
 VARIANTS = ["estimate", "medium"]
+#: The UNHCR groups the model's displacement arrivals count (migsd.calibration.data.DISPLACEMENT_GROUPS).
+PROTECTION_GROUPS = ["refugees", "asylum_seekers", "other_in_need_of_protection"]
 
 
 def _write(frame: pd.DataFrame, name: str) -> None:
@@ -38,6 +40,10 @@ def main() -> None:
     bilateral = pd.read_csv(SHARED / "un_ims2020_bilateral.csv")
     _write(bilateral[["dest_iso3", "orig_iso3", "year", "stock_both"]]
            .sort_values(["dest_iso3", "orig_iso3", "year"]), "ims2020_od_countries.csv.gz")
+    displaced = pd.read_csv(SHARED / "unhcr_forcibly_displaced.csv")
+    displaced = displaced[displaced["variable"].isin(PROTECTION_GROUPS)]
+    _write(displaced[["iso3", "role", "year", "variable", "value"]]
+           .sort_values(["iso3", "role", "variable", "year"]), "unhcr_countries.csv.gz")
 
 
 if __name__ == "__main__":
