@@ -176,8 +176,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall: float = float("nan"),
           folder: Path = CALIBRATION_DIR) -> str:
     # ``folder``: the calibration folder whose data/ calibrate() read
-    hashes = "
-".join(f"- `{p.relative_to(folder).as_posix()}`: sha256 {file_digest(p)}"
+    hashes = "\n".join(f"- `{p.relative_to(folder).as_posix()}`: sha256 {file_digest(p)}"
                        for p in sorted((folder / "data").glob("*.csv")))
     columns = [c for c in ("MAPE", "coverage", "factor", "U_M", "U_S", "U_C", "R2") if c in fit_frame]
     summary = _markdown(fit_frame.groupby(["sample", "target"], sort=False)[columns].mean().reset_index())
