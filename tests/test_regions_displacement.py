@@ -40,3 +40,10 @@ def test_a_split_region_keeps_every_year_s_displaced_and_each_host_region_s_tota
     pd.testing.assert_series_equal(hosted, shipped.groupby(["year", "host_region"]).sum(), rtol=1e-12)
     assert (recut["value"] >= 0).all()
     assert set(recut["host_region"]) == set(mapping)
+
+
+def test_the_political_series_follow_the_political_data_module():
+    from migsd.calibration.political import SERIES
+    from migsd.regions import REGION_AGGREGATE_SERIES
+
+    assert REGION_AGGREGATE_SERIES == set(SERIES)

@@ -688,6 +688,13 @@ def _translate_text(text: str, regions: RegionSet) -> str:
     return re.sub(rf"([\[,\"]\s*)({names})(\s*[\],\"])", element, text)
 
 
+#: Target data kinds of :mod:`migsd.calibration.political`, which exist only for the shipped regions.
+REGION_AGGREGATE_SERIES = frozenset({
+    "impic:regulation_labour", "impic:control_overall", "wvs:share_restrictive", "gallup:decreased",
+    "gss:reduced", "eurobarometer:immigration", "iom:dead_or_missing", "tightness:lower", "tightness:upper",
+})
+
+
 def _carry_blocks(source: Path, target: Path, header: str, regions: RegionSet, left_out: list[str],
                   split: bool = False) -> None:
     """A TOML file of ``[[header]]`` blocks: each block translated; ``split`` gives a block one copy per heir."""
@@ -695,6 +702,15 @@ def _carry_blocks(source: Path, target: Path, header: str, regions: RegionSet, l
     parts = re.split(rf"(?m)^(?=\[\[{re.escape(header)}\]\])", text)
     out = [parts[0]]
     for block in parts[1:]:
+        series = re.search(r'(?m)^data\s*=\s*"([^"]+)"', block)
+        if header == "target" and series and series.group(1) in REGION_AGGREGATE_SERIES and not regions.is_template:
+            # these series ship only as aggregates over the four shipped regions (IMPIC's and WVS's licences
+            # allow no country rows; GSS, Gallup and Eurobarometer sample one country or bloc), so a re-cut
+            # has no data to compare its regions with: the target is left out, and said so
+            label = re.search(r'(?m)^name\s*=\s*"([^"]*)"', block)
+            left_out.append(f"{repo_relative(source)}: target '{label.group(1) if label else '?'}' (its data, "
+                            f"'{series.group(1)}', exist by shipped region only)")
+            continue
         named = re.findall(r'=\s*\{[^}]*region\s*=\s*"(\w+)"', block) + re.findall(r'name\s*=\s*"[^"]*\[(\w+)\]"',
                                                                                  block)
         heirs_of = [n for n in named if n in regions.template_regions and n not in regions.regions]
