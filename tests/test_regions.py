@@ -10,7 +10,7 @@ import migsd
 from migsd.calibration.data import CalibrationData
 from migsd.errors import RegionError, ScenarioError
 from migsd.paths import CALIBRATION_DIR, DEFAULT_MODEL, MODELS_DIR
-from migsd.regions import COUNTRY_DIR, aggregate, build_region_model, read_mapping
+from migsd.regions import COUNTRY_DIR, _carry_blocks, aggregate, build_region_model, read_mapping, read_region_set
 
 BAD = Path(__file__).parent / "data" / "bad" / "regions"
 AGES = ["pop_0_14", "pop_15_64", "pop_65plus"]
@@ -155,10 +155,20 @@ def test_targets_for_a_split_region_are_one_per_heir(tmp_path):
     built = build_region_model(tmp_path / "europe.csv", tmp_path / "model", check=False)
     assert built.parents["Europe"] == built.parents["OtherNorth"] == "North"
     targets = (built.folder / "calibration" / "targets.toml").read_text()
-    assert 'name = "Northern anti-migrant sentiment 2015 (soft) (OtherNorth)"' in targets
-    assert 'name = "Northern anti-migrant sentiment 2015 (soft) (Europe)"' in targets
-    assert targets.count('where = { region = "Europe" }') == targets.count('where = { region = "OtherNorth" }') == 1
     assert '"North"' not in targets
+    # the shipped region targets are political series, which a re-cut leaves out; a soft one splits
+    soft = tmp_path / "soft.toml"
+    soft.write_text('[[target]]\nname = "Northern sentiment 2015 (soft)"\nvariable = "anti migrant sentiment"\n'
+                    'where = { region = "North" }\nvalue = 0.52\nsigma = 0.1\nyears = [2015]\n')
+    left_out: list[str] = []
+    _carry_blocks(soft, tmp_path / "split.toml", "target", read_region_set(tmp_path / "europe.csv"), left_out,
+                  split=True)
+    split = (tmp_path / "split.toml").read_text()
+    assert 'name = "Northern sentiment 2015 (soft) (OtherNorth)"' in split
+    assert 'name = "Northern sentiment 2015 (soft) (Europe)"' in split
+    assert split.count('where = { region = "Europe" }') == split.count('where = { region = "OtherNorth" }') == 1
+    assert '"North"' not in split and not left_out
+    assert any("IMPIC labour regulation" in line for line in built.left_out)
     priors = (built.folder / "calibration" / "priors.toml").read_text()
     assert 'name = "base return rate[Europe]"' in priors and 'name = "base return rate[OtherNorth]"' in priors
     assert "[North]" not in priors
