@@ -79,12 +79,17 @@ def _version(directory: Path, resume: bool) -> int:
 def _predict(fitted: PosteriorProblem, drawn, later: PosteriorProblem, seed: int):
     """The later years predicted from a posterior fitted to the early ones (parameters matched by name)."""
     names = fitted.names
-    missing = [n for n in later.names if n not in names]
+    roles = {p.name: p for p in later.parameters}
+    missing = [n for n in later.names if n not in names and roles[n].role == "model"]
     if missing:
         raise ValueError(f"the out-of-sample fit has no draws of {missing}")
     chains, draws, _ = drawn.thetas.shape
     flat = drawn.thetas.reshape(chains * draws, -1)
-    thetas = np.column_stack([flat[:, names.index(n)] for n in later.names])
+    rng = np.random.default_rng(seed)
+    # a target observed only after the fit's years (IOM deaths from 2014) has a nuisance parameter (its reporting
+    # factor, its noise) the early data say nothing about: its prior is its prediction
+    thetas = np.column_stack([flat[:, names.index(n)] if n in names else roles[n].prior.sample(rng, len(flat))
+                              for n in later.names])
     from .posterior import Sample
 
     # the prior group of this check is not written anywhere: a placeholder draw
