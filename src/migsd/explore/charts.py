@@ -57,7 +57,8 @@ class Chart:
 #: The charts of the page, in order; the first shows the yield year.
 CHARTS = (
     Chart("Restrictiveness", select=(("region", (YIELD_DEFINITION["region"],)),)),
-    Chart("labour shortage"),
+    Chart("Enforcement"),
+    Chart("labour tightness"),
     Chart("anti migrant sentiment"),
     Chart("migrant bargaining power"),
     Chart("Rights Observance"),
