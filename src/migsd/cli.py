@@ -332,6 +332,12 @@ def _cmd_conformance(args) -> int:
         raise MigsdError(f"{root}: no test-models folder (the SDXorg test-models' tests/)")
     outcomes = run_all(root, progress=not args.quiet)
     text = report(outcomes)
+    if args.compiled:
+        from .engine.conformance import agreement_report, run_agreement
+        from .model import cache_dir
+
+        passing = [root / o.model for o in outcomes if o.status == "passes"]
+        text += "\n" + agreement_report(run_agreement(passing, root, cache_dir(), progress=not args.quiet))
     if args.write:
         Path(args.write).parent.mkdir(parents=True, exist_ok=True)
         Path(args.write).write_text(text, encoding="utf-8")
@@ -519,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--root", help="the test-models' tests/ folder (default: ../shared/conformance/...)")
     conformance.add_argument("--write", metavar="FILE.md", help="write the list (docs/conformance.md)")
     conformance.add_argument("--quiet", action="store_true", help="no progress bar")
+    conformance.add_argument("--compiled", action="store_true",
+                             help="also check that the compiled backend gives the numpy engine's values (to 1e-12) "
+                                  "on every model that passes (compiles each, a few seconds a model)")
     conformance.set_defaults(func=_cmd_conformance)
     return parser
 
