@@ -332,18 +332,18 @@ def _cmd_conformance(args) -> int:
         raise MigsdError(f"{root}: no test-models folder (the SDXorg test-models' tests/)")
     outcomes = run_all(root, progress=not args.quiet)
     text = report(outcomes)
-    if args.compiled:
-        from .engine.conformance import agreement_report, run_agreement
-        from .model import cache_dir
-
-        passing = [root / o.model for o in outcomes if o.status == "passes"]
-        text += "\n" + agreement_report(run_agreement(passing, root, cache_dir(), progress=not args.quiet))
     if args.write:
         Path(args.write).parent.mkdir(parents=True, exist_ok=True)
         Path(args.write).write_text(text, encoding="utf-8")
         print(f"wrote {args.write}")
     else:
         print(text, end="")
+    if args.compiled:  # printed, never written into the list: its outcomes are the numpy engine's
+        from .engine.conformance import agreement_report, run_agreement
+        from .model import cache_dir
+
+        passing = [root / o.model for o in outcomes if o.status == "passes"]
+        print("\n" + agreement_report(run_agreement(passing, root, cache_dir(), progress=not args.quiet)), end="")
     return 0
 
 
@@ -406,8 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-step", type=float, help="override TIME STEP")
     run.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--engine", choices=("auto", "batched", "pysd"), default="auto",
-                     help="integrate with the batched engine (auto: where it compiles the .mdl) or with pysd")
+    run.add_argument("--engine", choices=("auto", "compiled", "numpy", "batched", "pysd"), default="auto",
+                     help="integrate with the batched engine (auto: where it compiles the .mdl; its compiled "
+                          "kernel where that is in the cache, else numpy), forcing its compiled or numpy backend, "
+                          "or with pysd")
     run.add_argument("--keep-nonfinite", action="store_true",
                      help="keep (and write) a run whose values turn NaN or infinite, to see how it broke; "
                           "it still exits 1")

@@ -709,6 +709,18 @@ class Model:
         combined = _by_scenario(dataset, [r for r, _ in prepared], [layer for _, layer in prepared], run_coord)
         return _mark_failed(combined, failure.reshape(len(scenarios), runs))
 
+    def compile(self) -> Path:
+        """Compile the model's kernel (the compiled backend) into the cache now; returns its generated module.
+
+        Afterwards ``engine="auto"`` runs on it, in this process and in any later one
+        sharing the cache (``$MIGSD_CACHE_DIR``). Raises :class:`ModelError` where the
+        batched engine or the kernel refuses a construct (the refusal names it).
+        """
+        compiled = self.engine
+        if compiled is None:
+            raise ModelError(f"{self._refusal_at}: {self.engine_refusal}; the compiled backend needs the batched engine")
+        return compiled.kernel().path
+
     def loops(
         self,
         scenario=None,

@@ -8,12 +8,14 @@ kernel has no arrays of subscripts, no broadcasting and no Python left in its
 time loop. Each run owns its buffer; slices of the runs go to threads at once
 (the kernel releases the GIL).
 
-The statements are split into small functions (a few hundred assignments
-each) so numba's compile time grows with the model instead of exploding on one
-huge function. The module is written into the translation cache next to the
-numpy engine's and imported from there with ``cache=True``, so only the first
-use of a model content (and variant: constants given as points over time,
-variables held with ``force=``) pays the compile.
+The statements are split into functions of at most GROUP_SIZE lines (a small
+model is one function: numba pays about a second per function) so numba's
+compile time grows with the model instead of exploding on one huge function.
+One kernel serves every kind of run: constants set per run or as points over
+time, initial values and variables held with ``force=`` are inputs. The module
+is written into the translation cache next to the numpy engine's and imported
+from there with ``cache=True``, so only the first use of a model content pays
+the compile.
 
 What this module cannot write as scalars (the stage arrays of DELAY1/DELAY3/
 DELAY N/SMOOTH N with a computed order, DELAY FIXED's pipe) raises
