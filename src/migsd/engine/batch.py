@@ -249,8 +249,8 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     saved value); :func:`migsd.engine.nonfinite.locate` finds where a run broke.
     A batch whose arrays would not fit (:func:`check_size`) is refused before anything is allocated.
 
-    ``backend`` is ``'compiled'`` (the numba kernel, parallel over the runs of a
-    chunk on numba's threads; compiled on first use), ``'numpy'`` (the vectorised
+    ``backend`` is ``'compiled'`` (the numba kernel, the runs of a chunk split over
+    threads, ``workers`` ignored; compiled on first use), ``'numpy'`` (the vectorised
     module, the reference) or ``'auto'`` (:func:`choose_backend`).
     """
     forced = forced or {}
