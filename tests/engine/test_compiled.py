@@ -159,7 +159,7 @@ PASSING = [p for p in (find_models(DEFAULT_ROOT) if DEFAULT_ROOT.is_dir() else [
 #: Run in the suite (a few seconds of compile each; the Vensim files, an XMILE one in the command's test
 #: below): stocks, lookups, subscripts, smooths, logic; ``migsd conformance --compiled`` checks every model
 #: that passes.
-QUICK = {"lookups", "subscript_2d_arrays", "smooth_and_stock", "if_stmt", "subscript_transposition",
+QUICK = {"lookups", "subscript_2d_arrays", "smooth_and_stock", "if_stmt", "subscript_transposition", "logicals",
          "subscript_mapping_vensim", "xidz_zidz", "delay_fixed", "builtin_max"}
 
 

@@ -432,6 +432,8 @@ class _Translator:
             raise CompiledUnsupported(self.owner, _UNSUPPORTED_CALLS[func])
         if node.keywords and func not in ("np.sum", "np.prod", "np.min", "np.max", "np.take"):
             raise CompiledUnsupported(self.owner, f"{func} with keywords")
+        if func == "np.logical_not" and len(node.args) == 1:  # Vensim's :NOT:, 1 where its argument is 0
+            return self.map(lambda a: f"({a} == 0)", [self.expr(node.args[0])], np.logical_not)
         if func in _ELEMENTWISE:
             (value,) = [self.expr(a) for a in node.args]
             name = _ELEMENTWISE[func]
