@@ -365,6 +365,12 @@ def _cmd_conformance(args) -> int:
         print(f"wrote {args.write}")
     else:
         print(text, end="")
+    if args.compiled:  # printed, never written into the list: its outcomes are the numpy engine's
+        from .engine.conformance import agreement_report, run_agreement
+        from .model import cache_dir
+
+        passing = [root / o.model for o in outcomes if o.status == "passes"]
+        print("\n" + agreement_report(run_agreement(passing, root, cache_dir(), progress=not args.quiet)), end="")
     return 0
 
 
@@ -427,8 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-step", type=float, help="override TIME STEP")
     run.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--engine", choices=("auto", "batched", "pysd"), default="auto",
-                     help="integrate with the batched engine (auto: where it compiles the .mdl) or with pysd")
+    run.add_argument("--engine", choices=("auto", "compiled", "numpy", "batched", "pysd"), default="auto",
+                     help="integrate with the batched engine (auto: where it compiles the .mdl; its compiled "
+                          "kernel where that is in the cache, else numpy), forcing its compiled or numpy backend, "
+                          "or with pysd")
     run.add_argument("--keep-nonfinite", action="store_true",
                      help="keep (and write) a run whose values turn NaN or infinite, to see how it broke; "
                           "it still exits 1")
@@ -560,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--root", help="the test-models' tests/ folder (default: ../shared/conformance/...)")
     conformance.add_argument("--write", metavar="FILE.md", help="write the list (docs/conformance.md)")
     conformance.add_argument("--quiet", action="store_true", help="no progress bar")
+    conformance.add_argument("--compiled", action="store_true",
+                             help="also check that the compiled backend gives the numpy engine's values (to 1e-12) "
+                                  "on every model that passes (compiles each, a few seconds a model)")
     conformance.set_defaults(func=_cmd_conformance)
     return parser
 

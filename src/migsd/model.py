@@ -410,13 +410,13 @@ class Model:
     _refusal_at: str = field(default="", init=False, repr=False)  # file:line of the refused variable
 
     def _engine_for(self, engine: str):
-        if engine not in ("auto", "batched", "pysd"):
-            raise ModelError(f"engine must be 'auto', 'batched' or 'pysd', got {engine!r}")
+        if engine not in ENGINES:
+            raise ModelError(f"engine must be one of {', '.join(repr(e) for e in ENGINES)}, got {engine!r}")
         if engine == "pysd":
             return None
         compiled = self.engine
         if compiled is None:
-            if engine == "batched":
+            if engine != "auto":
                 raise ModelError(f"{self._refusal_at}: {self.engine_refusal}")
             warnings.warn(
                 f"{self._refusal_at}: {self.engine_refusal}; running it with pysd instead (slower, same equations)",
@@ -497,10 +497,17 @@ class Model:
             Override the .mdl's TIME STEP, FINAL TIME and SAVEPER.
         progress : bool
             Show a progress bar (on standard error).
-        engine : {'auto', 'batched', 'pysd'}
+        engine : {'auto', 'compiled', 'numpy', 'batched', 'pysd'}
             ``'auto'`` uses the batched engine where it compiles the .mdl and pysd
-            otherwise (with a warning naming the construct); ``'pysd'`` forces pysd,
-            the reference the engine is tested against.
+            otherwise (with a warning naming the construct); on the batched engine it
+            picks the compiled (numba) kernel where that is already compiled for this
+            model content (in this process or in the cache), the numpy backend
+            otherwise, so no run waits on a compile it did not ask for.
+            ``'compiled'`` forces the kernel (compiling it on first use: seconds for
+            a small model, minutes for the shipped one) and ``'numpy'`` the numpy
+            backend, the reference the kernel is tested against; ``'batched'`` is
+            the batched engine with its own choice of backend, never pysd;
+            ``'pysd'`` forces pysd, the reference the engine is tested against.
         force : dict, optional
             Variables held at a number for the whole run, whatever their equations
             say (Vensim's test inputs), keyed by .mdl name, optionally one element
@@ -543,7 +550,7 @@ class Model:
         else:
             times, over_time, once, broken = self._run_engine(
                 compiled, layers, None, settings, columns, constant_columns, progress=progress, chunk_size=1,
-                forced=forced,
+                forced=forced, backend=_backend(engine),
             )
             over_time = {v: a[0] for v, a in over_time.items()}
             once = {v: a[0] for v, a in once.items()}
@@ -586,6 +593,7 @@ class Model:
         allow_nonfinite: bool = False,
         force=None,
         force_from: float | None = None,
+        engine: str = "auto",
     ) -> xr.Dataset:
         """Run many parameter sets together on the batched engine.
 
@@ -610,11 +618,14 @@ class Model:
             shipped model, measured by ``benchmarks/sweep_throughput.py``), plus the
             returned values: runs x saved times x cells of ``return_columns``.
         workers : int
-            Processes integrating chunks at once (default 1: this process only).
-            Each extra process starts in about a second; worth it from a few
-            thousand runs.
+            Processes integrating chunks at once on the numpy backend (default 1:
+            this process only). Each extra process starts in about a second;
+            worth it from a few thousand runs. The compiled backend runs the runs
+            of a chunk on numba's threads instead (``NUMBA_NUM_THREADS``).
         progress : bool
             Show a progress bar over runs.
+        engine : {'auto', 'compiled', 'numpy', 'batched'}
+            The batched engine's backend, as in :meth:`run` (``'batched'`` is ``'auto'``).
         allow_nonfinite : bool
             Keep the values of runs that turned NaN or infinite, to look at how they
             broke; by default they are NaN throughout. Either way such runs are
@@ -647,6 +658,8 @@ class Model:
         scenarios = list(scenario) if several else [scenario]
         if not scenarios:
             raise ModelError("run_batch: the list of scenarios is empty")
+        if engine not in ENGINES or engine == "pysd":
+            raise ModelError(f"run_batch: engine must be 'auto', 'compiled', 'numpy' or 'batched', got {engine!r}")
         compiled = self.engine
         if compiled is None:
             raise ModelError(f"{self._refusal_at}: {self.engine_refusal}; run_batch needs the batched engine")
@@ -688,7 +701,7 @@ class Model:
         times, over_time, once, broken = self._run_engine(
             compiled, layers, (values, initial_values, total), settings, columns, constant_columns,
             progress=progress, chunk_size=chunk_size, workers=workers, blank_failed=not allow_nonfinite,
-            forced=forced,
+            forced=forced, backend=_backend(engine),
         )
         run_coord = params["run"].values if params is not None and "run" in params.coords else np.arange(runs)
         failure = np.full(total, "", dtype=object)
@@ -701,6 +714,18 @@ class Model:
             return _mark_failed(dataset.assign_coords(run=run_coord), failure)
         combined = _by_scenario(dataset, [r for r, _ in prepared], [layer for _, layer in prepared], run_coord)
         return _mark_failed(combined, failure.reshape(len(scenarios), runs))
+
+    def compile(self) -> Path:
+        """Compile the model's kernel (the compiled backend) into the cache now; returns its generated module.
+
+        Afterwards ``engine="auto"`` runs on it, in this process and in any later one
+        sharing the cache (``$MIGSD_CACHE_DIR``). Raises :class:`ModelError` where the
+        batched engine or the kernel refuses a construct (the refusal names it).
+        """
+        compiled = self.engine
+        if compiled is None:
+            raise ModelError(f"{self._refusal_at}: {self.engine_refusal}; the compiled backend needs the batched engine")
+        return compiled.kernel().path
 
     def loops(
         self,
@@ -768,7 +793,7 @@ class Model:
                            final_time=final_time, chunk_size=chunk_size)
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
-                    workers=1, forced=None, blank_failed=False):
+                    workers=1, forced=None, blank_failed=False, backend="auto"):
         from .engine.batch import base_inputs, integrate, kinds_for
 
         if inputs is None:
@@ -782,6 +807,7 @@ class Model:
         times, results, finite = integrate(
             compiled, values, initial_values, runs, settings, wanted, chunk_size=chunk_size, progress=progress,
             workers=workers, forced=forced, what="the run" if inputs is None else f"the batch of {runs:,} runs",
+            backend=backend,
         )
         failing = np.flatnonzero(~finite)
         broken = {}
@@ -983,6 +1009,15 @@ def _saved_breakdown(model, variable, values, time, Breakdown):
     return Breakdown(variable.name, elements, time, float(values[index]), 1, exact=False)
 
 
+#: Values of ``engine=``: the batched engine's backends, the engine choosing its backend, and pysd.
+ENGINES = ("auto", "compiled", "numpy", "batched", "pysd")
+
+
+def _backend(engine: str) -> str:
+    """The batched engine's backend for an ``engine=`` value."""
+    return engine if engine in ("compiled", "numpy") else "auto"
+
+
 def _engine_label(compiled) -> str:
     if compiled is None:
         import pysd
@@ -990,7 +1025,8 @@ def _engine_label(compiled) -> str:
         return f"pysd {pysd.__version__}"
     from .engine.compiler import ENGINE_VERSION
 
-    return f"migsd batched engine {ENGINE_VERSION} (Euler)"
+    backend = {"compiled": ", compiled", "numpy": ", numpy"}.get(compiled.last_backend, "")
+    return f"migsd batched engine {ENGINE_VERSION} (Euler{backend})"
 
 
 def _limits(value) -> tuple[float, float]:

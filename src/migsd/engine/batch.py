@@ -238,7 +238,8 @@ def _checked_values(model, variable, elements, array: xr.DataArray, where: str) 
 
 def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wanted: dict[str, tuple],
               *, chunk_size: int | None = None, progress: bool = False, workers: int = 1,
-              forced: dict | None = None, what: str = "the batch") -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+              forced: dict | None = None, what: str = "the batch",
+              backend: str = "auto") -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Run the engine over ``runs`` runs in chunks; ``wanted`` maps identifiers to their shapes.
 
     ``forced`` holds variables computed by equations at given values (identifier ->
@@ -247,6 +248,10 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     values and, per run, whether it stayed finite (every stock at the end and every
     saved value); :func:`migsd.engine.nonfinite.locate` finds where a run broke.
     A batch whose arrays would not fit (:func:`check_size`) is refused before anything is allocated.
+
+    ``backend`` is ``'compiled'`` (the numba kernel, the runs of a chunk split over
+    threads, ``workers`` ignored; compiled on first use), ``'numpy'`` (the vectorised
+    module, the reference) or ``'auto'`` (:func:`choose_backend`).
     """
     forced = forced or {}
     frozen = frozenset(forced)
@@ -279,13 +284,26 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     def held(start, stop):
         return {k: (_rows(v[0], start, stop),) + tuple(v[1:]) for k, v in forced.items()}
 
+    kernel = _kernel_for(engine, backend)
+    engine.last_backend = "numpy" if kernel is None else "compiled"
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=runs, desc="runs", unit="run")
     try:
-        if workers > 1 and len(chunks) > 1:
+        if kernel is not None:
+            from .numba_codegen import run_kernel
+
+            for start, stop in chunks:
+                P, I = inputs(start, stop)
+                out = {k: v[start:stop] for k, v in results.items() if k != FINITE}
+                with np.errstate(all="ignore"):
+                    results[FINITE][start:stop] = run_kernel(kernel, engine.compiled, P, I, held(start, stop),
+                                                             stop - start, times, save, consts, out)
+                if bar is not None:
+                    bar.update(stop - start)
+        elif workers > 1 and len(chunks) > 1:
             _integrate_in_processes(engine, (series, frozen, keep), chunks, inputs, held, times, save, consts,
                                     results, workers, bar)
         else:
@@ -304,6 +322,41 @@ def integrate(engine, values: dict, initial: dict, runs: int, settings: dict, wa
     for array in results.values():
         finite &= np.isfinite(array).reshape(runs, -1).all(axis=1)
     return saved, results, finite
+
+
+BACKENDS = ("auto", "compiled", "numpy")
+
+
+def choose_backend(engine, backend: str = "auto") -> str:
+    """'compiled' or 'numpy': the backend ``backend`` asks for; 'auto' is compiled when that costs no compile.
+
+    The kernel of a model compiles once per model content (minutes for a large
+    model, seconds for a small one) and is kept in the cache, so ``'auto'`` picks
+    it where it is already compiled (in this process, or by any earlier one into
+    ``$MIGSD_CACHE_DIR``) and the numpy engine otherwise, so that no run waits
+    on a compile it did not ask for. ``engine="compiled"`` (or
+    :meth:`migsd.Model.compile`) compiles it; from then on ``'auto'`` uses it.
+    A model whose constructs the kernel refuses runs on numpy.
+    """
+    if backend not in BACKENDS:
+        raise ScenarioError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    return "compiled" if engine.kernel_ready() else "numpy"
+
+
+def _kernel_for(engine, backend: str):
+    """The numba kernel to run, or ``None`` for the numpy module."""
+    if choose_backend(engine, backend) == "numpy":
+        return None
+    from .numba_codegen import CompiledUnsupported
+
+    try:
+        return engine.kernel()
+    except CompiledUnsupported:
+        if backend == "compiled":
+            raise
+        return None
 
 
 #: The key under which the generated ``simulate`` reports, per run, whether its stocks ended finite.

@@ -113,6 +113,8 @@ class Engine:
     _modules: dict = field(default_factory=dict, repr=False)
     _control_reads: frozenset | None = field(default=None, repr=False)
     _control_code: dict = field(default_factory=dict, repr=False)  # plans and code, made once: every run uses them
+    _kernel: object = field(default=None, repr=False)  # the compiled backend's kernel, or why it was refused
+    last_backend: str = field(default="", repr=False)  # which backend ran the last integration
 
     @property
     def nodes(self) -> dict[str, Node]:
@@ -227,6 +229,33 @@ class Engine:
         return self._modules[key]
 
 
+    def kernel(self):
+        """The compiled (numba) kernel of the model, one for every kind of run; compiled on first use.
+
+        Raises :class:`.numba_codegen.CompiledUnsupported` where the model has a
+        construct the kernel cannot write as scalar code; the refusal is
+        remembered, so it is tried once per process.
+        """
+        if self._kernel is None:
+            from .numba_codegen import load_kernel
+
+            try:
+                self._kernel = load_kernel(self.compiled, self.cache, schedule(self.compiled))
+            except ModelError as refusal:
+                self._kernel = refusal
+        if isinstance(self._kernel, Exception):
+            raise self._kernel
+        return self._kernel
+
+    def kernel_ready(self) -> bool:
+        """Whether the kernel runs without compiling: loaded in this process, or compiled into the cache before."""
+        if self._kernel is not None:
+            return not isinstance(self._kernel, Exception)
+        from .numba_codegen import kernel_compiled
+
+        return self.cache is not None and kernel_compiled(self.cache)
+
+
 def variable_kinds(compiled: CompiledModel, series: frozenset[str] = frozenset()) -> dict[str, str]:
     """'constant', 'dynamic' or 'series' per variable, when ``series`` are given as points over time."""
     kind = {i: n.kind for i, n in compiled.nodes.items()}
@@ -242,13 +271,20 @@ def variable_kinds(compiled: CompiledModel, series: frozenset[str] = frozenset()
     return kind
 
 
-def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
-             keep: frozenset[str] | None = None, extra: tuple[list[str], list[str]] | None = None) -> str:
-    """Python source of ``simulate`` for ``compiled`` (saving only ``keep`` when given).
+@dataclass
+class Schedule:
+    """What the engine computes, and in which order: shared by the numpy module and the compiled kernel."""
 
-    ``extra`` is (lines before the time loop, lines in each time step once every
-    variable has its value), as the link-score variant (``linkscores``) adds them.
-    """
+    kind: dict[str, str]
+    constants: list[str]
+    dynamic_names: list[str]
+    step_order: list[str]
+    init_order: list[str]
+
+
+def schedule(compiled: CompiledModel, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
+             keep: frozenset[str] | None = None) -> Schedule:
+    """Constants, initial values and one time step in dependency order, for runs where ``series`` vary over time."""
     nodes = compiled.nodes
     names = list(nodes)
     kind = variable_kinds(compiled, series)
@@ -282,6 +318,21 @@ def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forc
         "initial values",
         compiled,
     )
+    return Schedule(kind, constants, dynamic_names, step_order, init_order)
+
+
+def generate(compiled: CompiledModel, series: frozenset[str] = frozenset(), forced: frozenset[str] = frozenset(),
+             keep: frozenset[str] | None = None, extra: tuple[list[str], list[str]] | None = None) -> str:
+    """Python source of ``simulate`` for ``compiled`` (saving only ``keep`` when given).
+
+    ``extra`` is (lines before the time loop, lines in each time step once every
+    variable has its value), as the link-score variant (``linkscores``) adds them.
+    """
+    nodes = compiled.nodes
+    names = list(nodes)
+    plan = schedule(compiled, series, forced, keep)
+    kind, constants, dynamic_names = plan.kind, plan.constants, plan.dynamic_names
+    step_order, init_order, states = plan.step_order, plan.init_order, compiled.states
 
     over_time = _lookups_of_time(compiled, step_order, kind, forced)
 
@@ -411,7 +462,8 @@ def _atomic_write(path: Path, text: str) -> None:
 def _engine_source() -> str:
     """Digest of the engine's own code, so a changed compiler never reuses an old cache."""
     here = Path(__file__).parent
-    return _digest([hashlib.sha256((here / f).read_bytes()).hexdigest() for f in ("compiler.py", "codegen.py", "runtime.py")])
+    return _digest([hashlib.sha256((here / f).read_bytes()).hexdigest() for f in ("compiler.py", "codegen.py", "runtime.py",
+                                                                                          "numba_codegen.py")])
 
 
 def load_engine(mdl_path: Path, cache_root: Path | None = None) -> Engine:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import MigsdError
 from ..paths import SHARED_DIR
-from .batch import simulation_times
+from .batch import integrate, simulation_times
 from .codegen import load_engine
 from .compiler import UnsupportedConstruct
 
@@ -77,20 +77,15 @@ def _reference(folder: Path):
     return None
 
 
-def run_default(engine, names: set[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def run_default(engine, names: set[str] | None = None, backend: str = "numpy") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One run with the .mdl's own settings; values keyed 'Name[elem,...]' (case kept)."""
     settings = engine.control_settings()
-    times, save, saved = simulation_times(settings)
-    simulate = engine.module()["simulate"]
-    out = {}
-    for ident, node in engine.nodes.items():
-        if node.internal or node.kind not in ("constant", "dynamic"):
-            continue
-        shape = (1,) + ((len(saved),) if node.kind == "dynamic" else ()) + node.shape
-        out[ident] = np.empty(shape)
+    _, _, saved = simulation_times(settings)
+    wanted = {ident: node.shape for ident, node in engine.nodes.items()
+              if not node.internal and node.kind in ("constant", "dynamic")}
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pysd's own notices (e.g. a delay order lowered) are expected here
-        simulate({}, {}, {}, times, save, out, settings, 1)
+        _, out, _ = integrate(engine, {}, {}, 1, settings, wanted, backend=backend)
     columns = {}
     subscripts = engine.compiled.subscripts
     for ident, values in out.items():
@@ -180,6 +175,77 @@ def _compare(canon, times, ours: dict) -> str | None:
     if worst_name:
         return f"'{worst_name}' off by {worst:.3g} x the tolerance"
     return None
+
+
+#: How close the compiled backend must come to the numpy engine: relative to each variable's largest magnitude.
+BACKEND_RTOL = 1e-12
+
+
+def backends_differ(reference: dict[str, np.ndarray], compiled: dict[str, np.ndarray],
+                    rtol: float = BACKEND_RTOL) -> str | None:
+    """Where two runs' values differ: NaNs or infinities elsewhere, or more than ``rtol`` x the variable's
+    largest finite magnitude; ``None`` where they agree in every variable."""
+    if set(reference) != set(compiled):
+        return f"different variables: {sorted(set(reference) ^ set(compiled))}"
+    for name, x in reference.items():
+        x, y = np.asarray(x, dtype=float), np.asarray(compiled[name], dtype=float)
+        if x.shape != y.shape:
+            return f"'{name}' has shape {y.shape}, not {x.shape}"
+        finite = np.isfinite(x)
+        if not np.array_equal(finite, np.isfinite(y)) or not np.array_equal(x[~finite], y[~finite],
+                                                                             equal_nan=True):
+            return f"'{name}' is NaN or infinite at other places"
+        scale = float(np.max(np.abs(x[finite]), initial=0.0))
+        gap = float(np.max(np.abs(x[finite] - y[finite]), initial=0.0))
+        if gap > rtol * scale:
+            return f"'{name}' differs by {gap:.3g} ({gap / scale:.3g} of its largest value)"
+    return None
+
+
+def agreement(mdl_path: Path, root: Path = DEFAULT_ROOT, cache: Path | None = None) -> Outcome:
+    """Whether the compiled backend gives the numpy engine's values for one test-model:
+    'agrees', 'differs' or 'refused' (a construct the kernel does not write)."""
+    from .numba_codegen import CompiledUnsupported
+
+    mdl_path = Path(mdl_path)
+    label = mdl_path.relative_to(root).as_posix() if mdl_path.is_relative_to(root) else mdl_path.name
+    engine = load_engine(mdl_path, cache)
+    _, reference = run_default(engine, backend="numpy")
+    try:
+        _, compiled = run_default(engine, backend="compiled")
+    except CompiledUnsupported as refusal:
+        return Outcome(label, "refused", str(refusal))
+    problem = backends_differ(reference, compiled)
+    return Outcome(label, "agrees" if problem is None else "differs", problem or "")
+
+
+def run_agreement(models: list[Path], root: Path = DEFAULT_ROOT, cache: Path | None = None,
+                  progress: bool = False) -> list[Outcome]:
+    """:func:`agreement` for each of ``models`` (those the numpy engine passes)."""
+    if progress:
+        from tqdm.auto import tqdm
+
+        models = tqdm(models, desc="compiled backend", unit="model")
+    return [agreement(path, root, cache) for path in models]
+
+
+def agreement_report(outcomes: list[Outcome]) -> str:
+    """The compiled backend against the numpy engine (Markdown): counts per format, then every model not agreeing."""
+    lines = ["## The compiled backend against the numpy engine", "",
+             f"Every model that passes above, run on both backends: every variable within {BACKEND_RTOL:g} x its "
+             "largest magnitude.", ""]
+    for name in FORMATS.values():
+        group = [o for o in outcomes if model_format(o.model) == name]
+        counts: dict[str, int] = {}
+        for outcome in group:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if group:
+            lines.append(f"- {name}: {len(group)} models: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    others = [o for o in outcomes if o.status != "agrees"]
+    if others:
+        lines += ["", "| model | outcome | detail |", "|---|---|---|"]
+        lines += [f"| `{o.model}` | {o.status} | {o.detail.replace('|', chr(92) + '|')} |" for o in others]
+    return "\n".join(lines) + "\n"
 
 
 def run_all(root: Path = DEFAULT_ROOT, progress: bool = False) -> list[Outcome]:
