@@ -101,7 +101,7 @@ def test_the_cli_exits_non_zero_with_the_message(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "migsd: error: migsd.mdl: the run failed: 'irregular share of arrivals'[North] is the first variable to "
-        "turn non-finite: NaN at time 2078 (27 more variable(s) non-finite by then). Inputs that differ from the "
+        "turn non-finite: NaN at time 2100 (29 more variable(s) non-finite by then). Inputs that differ from the "
         ".mdl's (on calibration calibration/parameters/calibrated_v1.csv): TIME STEP = 22; SAVEPER = 22")
     assert "yields in" not in result.stdout
     kept = migsd_cli("run", "--time-step", "22", "--quiet", "--keep-nonfinite", "--out", str(tmp_path / "k.nc"))
