@@ -48,3 +48,18 @@ def test_add_indicators_documents_its_definition():
     assert "at least 0.2 below its 2020 level" in out[YIELD_VARIABLE].attrs["definition"]
     with pytest.raises(MigsdError, match=r"unknown setting\(s\) \['dorp'\]"):
         add_indicators(ds, dorp=0.2)
+
+
+def test_a_yield_year_quantile_over_runs_none_of_which_yield_is_nan_without_a_warning():
+    import warnings
+
+    import numpy as np
+    import xarray as xr
+
+    from migsd.indicators import yield_year_quantile
+
+    years = xr.DataArray([[np.nan, np.nan], [2050.0, np.nan]], dims=("scenario", "run"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        median = yield_year_quantile(years, 0.5)
+    assert np.isnan(median.values[0]) and median.values[1] == 2050.0

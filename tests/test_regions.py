@@ -219,7 +219,7 @@ def test_the_shipped_fine_region_folder_is_what_its_mapping_writes(tmp_path):
     assert built.regions[:5] == ["Europe", "NorthAmerica", "EastAsiaHigh", "OtherNorth", "Oceania"]
     assert {r: built.parents[r] for r in ("EastAsiaHigh", "Gulf")} == {"EastAsiaHigh": "North", "Gulf": "Gulf"}
     text = built.mdl.read_text()
-    assert "initial restrictiveness[Region]=\n\t0.5, 0.45, 0.7, 0.5, 0.45, 0.35, 0.4, 0.3\n" in text  # the table's
+    assert "initial restrictiveness[Region]=\n\t0.418, 0.45, 0.7, 0.418, 0.45, 0.35, 0.529, 0.3\n" in text  # the table's
     assert "LN(Productivity[NorthAmerica] / Productivity[Region])" in text  # stand_in North = NorthAmerica
     # a sensitivity group over North's elements covers every Northern region
     problem = (built.folder / "sensitivity" / "restrictionism.toml").read_text()

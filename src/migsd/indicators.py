@@ -8,6 +8,8 @@ the whole trajectory, such as the year Northern restrictiveness yields.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
@@ -109,3 +111,14 @@ def add_indicators(dataset: xr.Dataset, **definition) -> xr.Dataset:
         "definition": text,
     }
     return dataset.assign({YIELD_VARIABLE: year})
+
+
+def yield_year_quantile(years: xr.DataArray, q, dim: str = "run") -> xr.DataArray:
+    """Quantile ``q`` of the yield year over the runs that yield; NaN where none does.
+
+    "Never yields" is NaN in a yield year; a slice in which no run yields has no
+    quantile, which NaN states, so numpy's all-NaN warning says nothing more.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        return years.where(np.isfinite(years)).quantile(q, dim=dim).drop_vars("quantile")

@@ -530,7 +530,7 @@ class Model:
         >>> import migsd
         >>> ds = migsd.load_model().run(scenario="status_quo", final_time=1992)
         >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
-        0.5
+        0.4277417298
         """
         from .engine.batch import check_size, forced_inputs
 

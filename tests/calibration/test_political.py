@@ -257,7 +257,7 @@ def synthetic_political_problem(model, noisy: bool, seed: int = 1):
     targets = load_targets(SYNTHETIC, model)
     priors = [Prior("initial restrictiveness[North]", 0.3, 0.6), Prior("initial anti migrant sentiment[North]", 0.35, 0.7),
               Prior("cohort contribution learning", 0.0, 10.0)]
-    settings = Settings(targets, priors, seed=5, generations=12, population=6, local_evaluations=80, members=3,
+    settings = Settings(targets, priors, seed=5, generations=12, population=6, local_evaluations=200, members=3,
                         proposals=30)
     problem = make_problem(model, settings)
     truth = problem.simulate(np.array([[KNOWN[p.name] for p in priors]]))

@@ -211,19 +211,18 @@ def test_inference_data_groups_and_downstream_draws(five_decays, tmp_path):
         migsd.load_model(five_decays.path, calibration=None, draw=3)
 
 
-def test_a_sweep_samples_the_shipped_posterior(tmp_path):
-    from migsd.analysis.sensitivity import load_problem, sample as sweep_sample
-    from migsd.calibration.posterior import latest_posterior, read_posterior
+def test_a_sweep_refuses_the_shipped_posterior_sampled_with_an_older_model(tmp_path):
+    # posterior_v1.nc predates the political core (calibration v2): sampling it would apply ten parameters
+    # fitted to another model, so a problem asking for it is refused, naming what to run
+    from migsd.analysis.sensitivity import load_problem
+    from migsd.errors import ScenarioError
 
     model = migsd.load_model()
     path = tmp_path / "from_posterior.toml"
     path.write_text('method = "posterior"\nsamples = 16\nseed = 3\nscenarios = ["status_quo"]\n')
-    problem = load_problem(path, model)
-    drawn = sweep_sample(problem)
-    assert drawn.sizes["run"] == 16
-    draws = read_posterior(latest_posterior())
-    for name in drawn.data_vars:
-        assert np.isin(drawn[name].values, draws[name].values.ravel()).all()
+    with pytest.raises(ScenarioError, match=r"posterior_v1.nc was sampled with another version of it; "
+                                            r"run 'migsd calibrate --method posterior'"):
+        load_problem(path, model)
 
 
 SERIES = '[[target]]\nname="a"\nvariable="population"\ndata="pop_total"\nyears=[1990]\n'

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError, ScenarioError
-from ..indicators import YIELD_VARIABLE
+from ..indicators import YIELD_VARIABLE, yield_year_quantile
 from ..names import canonical, did_you_mean
 from ..paths import MODELS_DIR
 
@@ -176,7 +176,6 @@ def summary(years: xr.DataArray, by=(2040, 2060, 2080, 2100), margin: float = MA
     later = np.isnan(years) | (years > final) | (years >= modelled + margin)
     caused = (yielded & later).mean("run")
     caused.loc[{"channel": AS_MODELLED}] = np.nan
-    finite = years.where(np.isfinite(years))
     return xr.Dataset({
         "P(yield by) with channel cut": by_year.transpose("channel", "scenario", "by").assign_attrs(
             long_name="probability of a yield by each year, as modelled (channel none) and with each channel cut",
@@ -184,7 +183,7 @@ def summary(years: xr.DataArray, by=(2040, 2060, 2080, 2100), margin: float = MA
         "P(yield removed or delayed by cut)": caused.assign_attrs(
             long_name=f"share of members that yield by {final:g} as modelled and, with the channel cut, do not "
                       f"yield by then or yield at least {margin:g} years later", units="dimensionless"),
-        "median yield year with channel cut": finite.quantile(0.5, dim="run").drop_vars("quantile").assign_attrs(
+        "median yield year with channel cut": yield_year_quantile(years, 0.5).assign_attrs(
             units="year", long_name="median yield year over members that yield"),
     })
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..indicators import YIELD_VARIABLE
+from ..indicators import YIELD_VARIABLE, yield_year_quantile
 
 OUTPUTS = ["Restrictiveness", "Perceived Labour Shortage", "labour shortage", "migrant bargaining power",
            "Rights Observance", "south south share of flows", "irregular arrivals", "total deaths on routes",
@@ -178,10 +178,9 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attri
         out[f"P(yield by {year})"] = (years <= year).mean("run")
         for label, value in probability_error(out[f"P(yield by {year})"], draws).items():
             out[f"P(yield by {year}) {label}"] = value
-    finite = years.where(np.isfinite(years))
-    out["median yield year"] = finite.quantile(0.5, dim="run").drop_vars("quantile")
-    out["yield year 5%"] = finite.quantile(0.05, dim="run").drop_vars("quantile")
-    out["yield year 95%"] = finite.quantile(0.95, dim="run").drop_vars("quantile")
+    out["median yield year"] = yield_year_quantile(years, 0.5)
+    out["yield year 5%"] = yield_year_quantile(years, 0.05)
+    out["yield year 95%"] = yield_year_quantile(years, 0.95)
     at = ensemble.sel(time=2050)
     for name, where in (("Perceived Labour Shortage", {"region": "North"}), ("labour shortage", {"region": "North"})):
         out[f"{name} North 2050"] = at[name].sel(where).median("run")
