@@ -116,7 +116,8 @@ def test_a_value_outside_its_range_is_refused_on_the_page_not_clamped(page):
 
 
 def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page, record_property):
-    chart = page.locator(".chart-Restrictiveness")
+    # the held lever pushes enforcement, which no longer moves admission restrictiveness: its own chart must follow
+    chart = page.locator(".chart-Enforcement")
     chart.scroll_into_view_if_needed()
     before = chart.screenshot()
     update, full = status(page)[0], full_updates(page)
