@@ -68,25 +68,27 @@ def test_displacement_arrivals_are_the_positive_changes_of_the_unhcr_stock():
     assert float(stock.sum()) == pytest.approx(float(known_hosts["value"].sum()), rel=1e-12)
 
 
-def test_an_unknown_protection_group_is_an_error_naming_the_file(tmp_path):
+def _calibration_with_unhcr_edit(tmp_path, old: str, new: str) -> CalibrationData:
+    """A copy of the shipped calibration folder whose UNHCR file has ``old`` replaced by ``new`` once."""
     source = CalibrationData().directory
     shutil.copytree(source / "data", tmp_path / "data")
     shutil.copy(source / "regions.csv", tmp_path / "regions.csv")
     path = tmp_path / "data" / "unhcr_model_regions.csv"
-    path.write_text(path.read_text().replace(",refugees,", ",idps_conflict,", 1))
+    path.write_text(path.read_text().replace(old, new, 1))
+    return CalibrationData(tmp_path)
+
+
+def test_an_unknown_protection_group_is_an_error_naming_the_file(tmp_path):
+    data = _calibration_with_unhcr_edit(tmp_path, ",refugees,", ",idps_conflict,")
     with pytest.raises(DataError, match=r"unhcr_model_regions.csv: 'variable' holds \['asylum_seekers', "
                                         r"'idps_conflict', 'other_in_need_of_protection', 'refugees'\]; expected"):
-        CalibrationData(tmp_path).displacement_arrivals()
+        data.displacement_arrivals()
 
 
 def test_an_origin_region_the_data_do_not_know_is_an_error(tmp_path):
-    source = CalibrationData().directory
-    shutil.copytree(source / "data", tmp_path / "data")
-    shutil.copy(source / "regions.csv", tmp_path / "regions.csv")
-    path = tmp_path / "data" / "unhcr_model_regions.csv"
-    path.write_text(path.read_text().replace(",north_hic,gulf_hic,", ",north_hic,mars,", 1))
+    data = _calibration_with_unhcr_edit(tmp_path, ",north_hic,gulf_hic,", ",north_hic,mars,")
     with pytest.raises(DataError, match=r"origin region\(s\) \['mars'\] are neither region codes"):
-        CalibrationData(tmp_path).displacement_arrivals()
+        data.displacement_arrivals()
 
 
 def test_the_mdl_reads_the_displacement_data_to_their_last_year_then_the_future_path(model):
