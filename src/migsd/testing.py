@@ -83,6 +83,29 @@ def assert_people_conserved(dataset: xr.Dataset, time_step: float, *, rtol: floa
         raise AssertionError(f"net migration sums to {imbalance:.6g} Person/Year over regions, not zero")
 
 
+#: Halving TIME STEP must move no key output by more than this share of its scale: the width of
+#: the range its units declare (1 for a [0,1] index), else its largest magnitude over the run.
+TIME_STEP_TOLERANCE = 0.01
+
+#: The outputs the answer is read from, held to :data:`TIME_STEP_TOLERANCE` by the model's tests and
+#: reported for every calibration at its fitted parameters (``calibrated_vN.md``).
+KEY_OUTPUTS = (
+    "Restrictiveness",
+    "world population",
+    "foreign born population",
+    "world migrant share",
+    "labour shortage",
+    "anti migrant sentiment",
+    "Rights Observance",
+    "migrant bargaining power",
+    "south south share of flows",
+    "irregular share of arrivals",
+    "total deaths on routes",
+    "Enforcement",
+    "labour tightness",
+)
+
+
 def time_step_change(model, coarse: xr.Dataset, fine: xr.Dataset, names) -> dict[str, float]:
     """Largest change between two runs of each variable, as a share of its scale.
 

@@ -81,15 +81,70 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     validation = make_problem(model, replace(settings, targets=[VALIDATION]), data)
     tables.append(fit_table(validation, validation.simulate(fitted.best), label="validation 2021-2023 (best)"))
     fit_frame = pd.concat(tables, ignore_index=True)
+    integration = integration_error(problem, fitted.best, fitted.members)
     wall = time.perf_counter() - started
 
     write_parameters(stem.with_suffix(".csv"), settings.priors, fitted.best, fitted.members)
     fit_frame.to_csv(stem.with_name(stem.name + "_fit.csv"), index=False, float_format="%.6g")
     figures = _figures(problem, runs, stem.with_name(stem.name + "_fit"))
     note = _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall,
-                 data.directory)
+                 data.directory, integration)
     stem.with_suffix(".md").write_text(note, encoding="utf-8")
     return stem.with_suffix(".csv")
+
+
+def integration_error(problem, best: np.ndarray, members: np.ndarray | None = None) -> pd.DataFrame:
+    """How far halving TIME STEP moves each key output at the fitted parameters, to the model's FINAL TIME.
+
+    A fit can settle where feedback gains are so high that the Euler step no longer
+    resolves the response (the answer then depends on TIME STEP, not on the data), so
+    every calibration states it: one row per output in
+    :data:`migsd.testing.KEY_OUTPUTS` the model has, with the change at the best fit,
+    the largest over the ensemble's distinct members, and whether both are within
+    :data:`migsd.testing.TIME_STEP_TOLERANCE`.
+    """
+    from ..names import canonical
+    from ..testing import KEY_OUTPUTS, TIME_STEP_TOLERANCE, time_step_change
+
+    model = problem.model
+    outputs = [name for name in KEY_OUTPUTS if canonical(name) in model.variables]
+    thetas = np.atleast_2d(best)
+    if members is not None and len(members):
+        thetas = np.vstack([thetas, np.unique(np.atleast_2d(members), axis=0)])
+    dt = model.time_settings["time_step"]
+    coarse, fine = (model.run_batch(problem.batch(thetas), return_columns=outputs, time_step=step, saveper=1.0)
+                    for step in (dt, dt / 2))
+    rows = []
+    for name in outputs:
+        at_best = time_step_change(model, coarse.isel(run=[0]), fine.isel(run=[0]), [name])[name]
+        worst = max(time_step_change(model, coarse.isel(run=[k]), fine.isel(run=[k]), [name])[name]
+                    for k in range(thetas.shape[0]))
+        rows.append({"output": name, "best": at_best, "worst member": worst,
+                     "within tolerance": bool(max(at_best, worst) < TIME_STEP_TOLERANCE)})
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(time_step=dt, tolerance=TIME_STEP_TOLERANCE, runs=thetas.shape[0])
+    return frame
+
+
+def _integration_section(integration: pd.DataFrame | None) -> str:
+    if integration is None:
+        return ""
+    failing = integration.loc[~integration["within tolerance"], "output"].tolist()
+    verdict = ("every key output is within it" if not failing else
+               f"**not met** by {', '.join(failing)}: at these parameters the answer depends on TIME STEP; "
+               "narrow the gains' priors or integrate finer before relying on it")
+    table = _markdown(integration.assign(**{c: integration[c].map(lambda v: f"{v:.2%}")
+                                            for c in ("best", "worst member")}))
+    return f"""
+## Integration error at the fitted parameters
+
+Halving TIME STEP {integration.attrs['time_step']:g} moves each key output by at most this share of its scale (the
+width of its declared range, else its largest magnitude), at the best fit and over the
+{integration.attrs['runs'] - 1} distinct ensemble members; tolerance {integration.attrs['tolerance']:.0%}
+(the model's tests hold the promoted calibration to it): {verdict}.
+
+{table}
+"""
 
 
 def _period(years: list[int]) -> str:
@@ -174,7 +229,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures, stem, wall: float = float("nan"),
-          folder: Path = CALIBRATION_DIR) -> str:
+          folder: Path = CALIBRATION_DIR, integration: pd.DataFrame | None = None) -> str:
     # ``folder``: the calibration folder whose data/ calibrate() read
     hashes = "\n".join(f"- `{p.relative_to(folder).as_posix()}`: sha256 {file_digest(p)}"
                        for p in sorted((folder / "data").glob("*.csv")))
@@ -217,7 +272,7 @@ scaled by an uncertain factor (IOM's recorded share of deaths, Eurobarometer's s
 fitted value, the model being scored times it; Theil fractions U_M (bias), U_S (unequal variation), U_C (unequal covariation) of the MSE.
 
 {summary}
-
+{_integration_section(integration)}
 ## Figures
 
 {figure_list}
