@@ -26,6 +26,8 @@ from migsd.calibration.fit import (
 from migsd.calibration.data import CALIBRATION_DIR, CalibrationData
 from migsd.errors import DataError, ScenarioError
 
+from ..conftest import DATA
+
 YEARS = [1990, 1995, 2000, 2005, 2010]
 TRUE = {"emigration propensity multiplier": 1.3, "base return rate[North]": 0.03, "network elasticity": 0.7}
 
@@ -257,6 +259,7 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert list(frame.columns) == ["emigration propensity multiplier", "base return rate[North]"]
     note = path.with_suffix(".md").read_text()
     assert "sha256" in note and "payoff" in note and "out of sample 2020" in note
+    assert "## Integration error at the fitted parameters" in note and "| Restrictiveness |" in note
     fit = pd.read_csv(out / "calibrated_v1_fit.csv")
     assert set(fit["sample"]) == {"in sample 1990-2020", "calibrated to 2010: in sample 1990-2010",
                                   "calibrated to 2010: out of sample 2020", "validation 2021-2023 (best)"}
@@ -267,6 +270,30 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert _version(out, resume=True) == 2 and _version(out, resume=False) == 2
     (out / "calibrated_v2.csv").write_text(path.read_text())
     assert _version(out, resume=True) == 3
+
+
+def _euler_decay_change(residence: float, dt: float, years: int) -> float:
+    """Largest gap, as a share of the start, between Euler decays at ``dt`` and ``dt / 2``, read yearly."""
+    t = np.arange(years + 1)
+    return float(np.max(np.abs((1 - dt / residence) ** (t / dt) - (1 - dt / 2 / residence) ** (2 * t / dt))))
+
+
+def test_the_integration_error_at_the_fitted_parameters_is_the_euler_answer():
+    from migsd.calibration.report import _integration_section, integration_error
+
+    model = migsd.load_model(DATA / "models" / "decay.mdl")  # TIME STEP 0.5, FINAL TIME 10
+    problem = Problem(model, [], [Prior("residence time[North]", 0.5, 100), Prior("residence time[South]", 0.5, 100)],
+                      {})
+    slow, stiff = [50.0, 50.0], [1.0, 50.0]
+    frame = integration_error(problem, np.array(slow), np.array([slow, stiff]), outputs=["Amount"]).set_index("output")
+    # Amount declares no range, so each region's change is a share of its largest value: its start
+    np.testing.assert_allclose(frame.loc["Amount", "best"], _euler_decay_change(50.0, 0.5, 10), rtol=1e-9)
+    np.testing.assert_allclose(frame.loc["Amount", "worst member"], _euler_decay_change(1.0, 0.5, 10), rtol=1e-9)
+    assert frame.loc["Amount", "best"] < 0.01 < frame.loc["Amount", "worst member"]
+    assert not frame.loc["Amount", "within tolerance"]
+    assert "**not met** by Amount" in _integration_section(frame.reset_index())
+    calm = integration_error(problem, np.array(slow), outputs=["Amount"])
+    assert bool(calm["within tolerance"].all()) and "every key output is within it" in _integration_section(calm)
 
 
 def test_the_ensemble_narrows_its_proposal_until_enough_members_are_distinct(monkeypatch):

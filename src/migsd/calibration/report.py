@@ -93,13 +93,14 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     return stem.with_suffix(".csv")
 
 
-def integration_error(problem, best: np.ndarray, members: np.ndarray | None = None) -> pd.DataFrame:
+def integration_error(problem, best: np.ndarray, members: np.ndarray | None = None,
+                      outputs=None) -> pd.DataFrame:
     """How far halving TIME STEP moves each key output at the fitted parameters, to the model's FINAL TIME.
 
     A fit can settle where feedback gains are so high that the Euler step no longer
     resolves the response (the answer then depends on TIME STEP, not on the data), so
-    every calibration states it: one row per output in
-    :data:`migsd.testing.KEY_OUTPUTS` the model has, with the change at the best fit,
+    every calibration states it: one row per output (``outputs``, default those of
+    :data:`migsd.testing.KEY_OUTPUTS` the model has), with the change at the best fit,
     the largest over the ensemble's distinct members, and whether both are within
     :data:`migsd.testing.TIME_STEP_TOLERANCE`.
     """
@@ -107,7 +108,7 @@ def integration_error(problem, best: np.ndarray, members: np.ndarray | None = No
     from ..testing import KEY_OUTPUTS, TIME_STEP_TOLERANCE, time_step_change
 
     model = problem.model
-    outputs = [name for name in KEY_OUTPUTS if canonical(name) in model.variables]
+    outputs = list(outputs or [name for name in KEY_OUTPUTS if canonical(name) in model.variables])
     thetas = np.atleast_2d(best)
     if members is not None and len(members):
         thetas = np.vstack([thetas, np.unique(np.atleast_2d(members), axis=0)])
