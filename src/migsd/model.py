@@ -528,9 +528,13 @@ class Model:
         Examples
         --------
         >>> import migsd
-        >>> ds = migsd.load_model().run(scenario="status_quo", final_time=1992)
-        >>> float(ds["Restrictiveness"].sel(region="North", time=1990))
-        0.4277417298
+        >>> model = migsd.load_model()
+        >>> ds = model.run(scenario="status_quo", final_time=1992)
+        >>> start = float(ds["Restrictiveness"].sel(region="North", time=1990))
+        >>> start == model.calibrated_parameters["initial restrictiveness[North]"]  # the fitted 1990 level
+        True
+        >>> ds["Restrictiveness"].attrs["units"], ds.sizes["time"]
+        ('dmnl', 3)
         """
         from .engine.batch import check_size, forced_inputs
 
