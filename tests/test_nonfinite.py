@@ -7,6 +7,7 @@ infinite one step later. A breaking time after FINAL TIME 10 gives a finite run.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import xarray as xr
 import migsd
 from migsd.analysis.sensitivity import load_problem, sample
 from migsd.analysis.sweep import evaluate
+from migsd.calibration.fit import PARAMETERS_DIR
 from migsd.errors import SimulationError
 from migsd.explore.controls import ExploreError
 from migsd.explore.runner import Runner
@@ -99,10 +101,15 @@ def migsd_cli(*args):
 def test_the_cli_exits_non_zero_with_the_message(tmp_path):
     result = migsd_cli("run", "--time-step", "22", "--quiet")
     assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "migsd: error: migsd.mdl: the run failed: 'indicated restrictiveness'[North] is the first variable to "
-        "turn non-finite: NaN at time 2056 (18 more variable(s) non-finite by then). Inputs that differ from the "
-        ".mdl's (on calibration calibration/parameters/calibrated_v2.csv): TIME STEP = 22; SAVEPER = 22")
+    # which variable breaks first, and when, depends on the promoted calibration's values; the form does not
+    promoted = (PARAMETERS_DIR / "CURRENT").read_text().strip()
+    message = re.fullmatch(
+        r"migsd: error: migsd\.mdl: the run failed: '([^']+)'\[(\w+)\] is the first variable to turn non-finite: "
+        r"NaN at time (\d+) \((\d+) more variable\(s\) non-finite by then\)\. Inputs that differ from the "
+        rf"\.mdl's \(on calibration calibration/parameters/{re.escape(promoted)}\): TIME STEP = 22; SAVEPER = 22",
+        result.stderr.strip())
+    assert message, result.stderr
+    assert migsd.load_model().variable(message.group(1)) and 1990 < int(message.group(3)) <= 2100
     assert "yields in" not in result.stdout
     kept = migsd_cli("run", "--time-step", "22", "--quiet", "--keep-nonfinite", "--out", str(tmp_path / "k.nc"))
     assert kept.returncode == 1 and (tmp_path / "k.nc").exists()
