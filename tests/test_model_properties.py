@@ -32,12 +32,6 @@ def test_scenario_runs_with_finite_nonnegative_bounded_values(model, scenario):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect of calibration v2, not yet fixed: at its fitted gains (shortage response exponent 4.95, "
-    "material weight 6.8, network elasticity 1.19) halving TIME STEP 0.125 moves Northern Restrictiveness "
-    "4.6% of its range (10.8% in the year of the yield), total deaths on routes 5.8%, labour tightness 2.7%, "
-    "and the yield year by one; the Euler error shrinks about threefold per halving (calibrated_v2.md). "
-    "strict: the test fails the day the model meets the tolerance again, so this mark must then go"))
 def test_halving_the_time_step_moves_key_outputs_less_than_the_tolerance(model):
     dt = model.time_settings["time_step"]
     coarse = model.run(return_columns=list(KEY_OUTPUTS), time_step=dt, saveper=1)

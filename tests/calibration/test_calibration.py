@@ -18,6 +18,7 @@ from migsd.calibration.fit import (
     ensemble_params,
     fit,
     load_priors,
+    load_settings,
     load_targets,
     make_problem,
     theil,
@@ -86,6 +87,32 @@ def test_known_parameters_are_recovered_from_synthetic_data(uncalibrated, noise,
     for name, value in TRUE.items():
         assert recovered[name] == pytest.approx(value, rel=bounds[name]), (name, recovered[name])
     assert fitted.members.shape == (5, 3)
+
+
+def test_a_fit_started_from_a_calibration_is_at_least_as_good_as_it(uncalibrated, tmp_path):
+    from migsd.calibration.fit import start_point
+
+    problem, settings = synthetic_problem(uncalibrated, noise=0.0)
+    settings = replace(settings, generations=1, population=3, local_evaluations=5, members=2, proposals=4)
+    truth = np.array([TRUE[p.name] for p in problem.priors])
+    write_parameters(tmp_path / "calibrated_v1.csv", problem.priors, truth, truth[None])
+    cold = fit(problem, settings)
+    warm = fit(problem, replace(settings, start=tmp_path / "calibrated_v1.csv"))
+    assert warm.payoff <= 1e-20 < cold.payoff  # one generation is far too few to find the truth unaided
+    np.testing.assert_allclose(warm.best, truth, rtol=1e-12)
+    # narrowed priors clip the start; a parameter the start file lacks begins at its prior's middle
+    narrowed = [Prior("emigration propensity multiplier", 0.5, 1.0), problem.priors[1], Prior("volume elasticity", 0, 1)]
+    unit = start_point(replace(settings, priors=narrowed, start=tmp_path / "calibrated_v1.csv"))
+    np.testing.assert_allclose(unit, [1.0, (0.03 - 0.005) / 0.075, 0.5])
+
+
+def test_a_start_file_that_is_not_there_is_named(tmp_path, uncalibrated):
+    shutil.copytree(CALIBRATION_DIR, tmp_path / "calibration", ignore=shutil.ignore_patterns("parameters", "data"))
+    settings = tmp_path / "calibration" / "calibrate.toml"
+    settings.write_text('start = "parameters/calibrated_v9.csv"\n' + settings.read_text())
+    with pytest.raises(DataError, match=r"calibrate.toml: start = 'parameters/calibrated_v9.csv': no such file "
+                                        r"\(relative to .*calibration\); give a calibrated_vN.csv"):
+        load_settings(settings, uncalibrated, CALIBRATION_DIR)
 
 
 def test_an_interrupted_calibration_resumes_without_recomputing(uncalibrated, tmp_path, monkeypatch):

@@ -74,6 +74,23 @@ def test_markdown_tables_lists_and_images_become_html():
     assert np.char.count(page, "<table") == 1
 
 
+def test_a_prim_box_is_stated_with_its_ranges_or_as_no_range_at_all():
+    import pandas as pd
+    from migsd.analysis.discovery import Box
+    from migsd.report.build import box_statement
+
+    limits = pd.DataFrame({"parameter": ["volume elasticity"], "low": [0.243], "high": [0.595]})
+    narrow = Box("has not yielded by 2060", 0.15, 0.94, 0.81, 0.3, limits, pd.DataFrame())
+    assert box_statement(narrow, "iom_south_south", "sobol", 640) == (
+        "`iom_south_south` (sobol sweep of 640 runs): restrictiveness has not yielded by 2060 in 15% of runs; PRIM "
+        "finds it concentrated where volume elasticity in [0.243, 0.595] (coverage 0.94, density 0.81): where total "
+        "migration responds strongly to destinations' appeal, induced migration dilutes Northern scarcity.")
+    whole = Box("yields by 2060", 0.85, 1.0, 0.85, 1.0, limits.iloc[:0], pd.DataFrame())
+    assert box_statement(whole, "status_quo", "sobol", 640) == (
+        "`status_quo` (sobol sweep of 640 runs): restrictiveness yields by 2060 in 85% of runs; PRIM finds no range "
+        "of the sampled parameters where it is more concentrated than that.")
+
+
 def test_the_report_says_what_the_calibration_changed_and_why(tmp_path):
     from migsd.calibration.fit import Prior, write_parameters
     from migsd.report.build import calibration_changes
@@ -89,3 +106,8 @@ def test_the_report_says_what_the_calibration_changed_and_why(tmp_path):
     assert "`emigration propensity multiplier` 1.16 -> 1.4" in text
     assert "Newly calibrated in v2 (1; before, the .mdl's assumed values): `material weight` 0.7" in text
     assert calibration_changes(tmp_path / "posterior_v1.nc") == []
+    # the same parameters recalibrated: no empty "newly calibrated" line; one left out is named
+    write_parameters(tmp_path / "calibrated_v3.csv", old, np.array([1.5]), np.array([[1.5]]))
+    text = "\n".join(calibration_changes(tmp_path / "calibrated_v3.csv"))
+    assert "Newly calibrated" not in text and "`emigration propensity multiplier` 1.4 -> 1.5" in text
+    assert "No longer calibrated in v3 (1; now the .mdl's assumed values): `material weight` (was 0.7)" in text

@@ -54,7 +54,7 @@ TRANSCRIBED_WEIGHT = 0.5
 POLITICAL_SCALE = 0.05
 PRIOR_KEYS = ("name", "why") + DISTRIBUTION_KEYS
 SETTINGS_KEYS = ("targets", "priors", "seed", "generations", "population", "local_evaluations", "members",
-                 "proposals", "years", "posterior")
+                 "proposals", "years", "posterior", "start")
 
 
 @dataclass
@@ -117,6 +117,9 @@ class Settings:
     members: int = 50
     proposals: int = 2000
     source: Path = CALIBRATION_DIR / "calibrate.toml"
+    #: A calibration whose ``best`` row joins the optimiser's first generation (``start`` in calibrate.toml),
+    #: so a refit after a small change to the model or the priors begins where the last one ended.
+    start: Path | None = None
 
 
 def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=None,
@@ -129,7 +132,27 @@ def load_settings(path: str | Path = CALIBRATION_DIR / "calibrate.toml", model=N
     priors = load_priors(path.parent / document.get("priors", "priors.toml"), model)
     options = {k: int(document[k]) for k in ("seed", "generations", "population", "local_evaluations", "members",
                                              "proposals") if k in document}
-    return Settings(targets, priors, source=path, **options)
+    start = None
+    if "start" in document:
+        start = path.parent / str(document["start"])
+        if not start.is_file():
+            raise DataError(f"{path}: start = '{document['start']}': no such file (relative to {path.parent}); "
+                            "give a calibrated_vN.csv whose 'best' row the fit should start from")
+    return Settings(targets, priors, source=path, start=start, **options)
+
+
+def start_point(settings: Settings) -> np.ndarray | None:
+    """The ``start`` calibration's best row in prior units (0 at a prior's lower bound, 1 at its upper).
+
+    A parameter the start file lacks begins at its prior's middle; a value outside the
+    present bounds (the priors were narrowed) at the nearer bound.
+    """
+    if settings.start is None:
+        return None
+    best = read_parameters(settings.start).loc["best"]
+    unit = [(float(best[p.name]) - p.lower) / (p.upper - p.lower) if p.name in best.index else 0.5
+            for p in settings.priors]
+    return np.clip(np.nan_to_num(np.array(unit), nan=0.5), 0.0, 1.0)
 
 
 def load_targets(path: Path, model=None, data_directory: Path | None = None) -> list[Target]:
@@ -572,7 +595,7 @@ def _fit(problem: Problem, settings: Settings, log: EvaluationLog, progress: boo
     result = differential_evolution(
         batch_payoff, [(0.0, 1.0)] * dimension, seed=settings.seed, maxiter=settings.generations,
         popsize=settings.population, vectorized=True, updating="deferred", polish=False, tol=1e-8,
-        callback=generation, init="latinhypercube",
+        callback=generation, init="latinhypercube", x0=start_point(settings),
     )
     local = minimize(
         lambda u: float(log.evaluate(problem, lower + np.clip(u, 0, 1) * width)[0]), result.x,

@@ -69,7 +69,8 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
     holdout = None
     if out_of_sample:
         early = make_problem(model, settings, data, until=HOLDOUT_FROM - 1)
-        holdout = fit(early, replace(settings, members=1, proposals=1),
+        # never from ``start``: a calibration that saw the later years would leak them into the check
+        holdout = fit(early, replace(settings, members=1, proposals=1, start=None),
                       EvaluationLog(stem.with_name(stem.name + ".evaluations-until-2010.npz")), progress)
         held_runs = problem.simulate(holdout.best)
         in_years = fit_table(early, early.simulate(holdout.best), label="calibrated to 2010: in sample 1990-2010")
@@ -242,6 +243,8 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
     if holdout is not None:
         holdout_line = f"- calibrated on 1990-2010 only: payoff {holdout.payoff:.6g} over those years\n"
     figure_list = "\n".join(f"- [{p.stem}]({p.parent.name}/{p.name})" for p in figures)
+    start_line = (f"; the first generation holds the best row of `{settings.start.name}` (sha256 "
+               f"{file_digest(settings.start)[:16]}), the 1990-2010 refit does not" if settings.start else "")
     command = "migsd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("migsd", "cli.py")) else \
         "migsd calibrate"
     return f"""# Calibration v{version}
@@ -249,7 +252,7 @@ def _note(version, settings, settings_path, fitted, holdout, fit_frame, figures,
 - date: {now()}
 - command: `{command}`
 - settings: `{settings_path.name}` (targets, priors, seed {settings.seed}, {settings.generations} generations,
-  population {settings.population} per parameter, {settings.local_evaluations} Nelder-Mead evaluations)
+  population {settings.population} per parameter, {settings.local_evaluations} Nelder-Mead evaluations{start_line})
 - payoff (weighted mean squared error: log errors of stocks, standardised errors of political series, see src/migsd/calibration/fit.py): **{fitted.payoff:.6g}**
   after {fitted.evaluations} evaluations
 - ensemble: {len(fitted.members)} members resampled from {settings.proposals} proposals,

@@ -327,6 +327,20 @@ def _fmt_year(value: float) -> str:
     return "never (by 2100)" if not np.isfinite(value) else f"{value:.0f}"
 
 
+def box_statement(box, scenario: str, method: str, runs: int) -> str:
+    """One sentence of the report on a PRIM box of the sweep (:func:`migsd.analysis.discovery.discover`)."""
+    ranges = "; ".join(f"{r.parameter} in [{r.low:.3g}, {r.high:.3g}]" for r in box.limits.itertuples())
+    # a box without limits is PRIM's whole space: the outcome is no denser in any part of it
+    found_where = (f"PRIM finds it concentrated where {ranges} (coverage {box.coverage:.2f}, density "
+                   f"{box.density:.2f})" if ranges else
+                   "PRIM finds no range of the sampled parameters where it is more concentrated than that")
+    fails = not box.outcome.startswith("yields")
+    return (f"`{scenario}` ({method} sweep of {runs} runs): restrictiveness {box.outcome} in "
+            f"{100 * box.share:.0f}% of runs; {found_where}"
+            + (": where total migration responds strongly to destinations' appeal, induced migration "
+               "dilutes Northern scarcity." if fails and "volume elasticity" in ranges else "."))
+
+
 def calibration_changes(path: Path | None) -> list[str]:
     """Markdown: what the promoted calibration ``calibrated_vN.csv`` changed from ``calibrated_v(N-1).csv``, and why.
 
@@ -353,9 +367,14 @@ def calibration_changes(path: Path | None) -> list[str]:
     now, before = read_parameters(path).loc["best"], read_parameters(previous).loc["best"]
     added = [p for p in now.index if p not in before.index]
     lines += [f"Calibrated in both (best fit, v{version - 1} -> v{version}): "
-              + "; ".join(f"`{p}` {before[p]:.4g} -> {now[p]:.4g}" for p in now.index if p in before.index) + ".", "",
-              f"Newly calibrated in v{version} ({len(added)}; before, the .mdl's assumed values): "
-              + "; ".join(f"`{p}` {now[p]:.4g}" for p in added) + ".", ""]
+              + "; ".join(f"`{p}` {before[p]:.4g} -> {now[p]:.4g}" for p in now.index if p in before.index) + ".", ""]
+    if added:
+        lines += [f"Newly calibrated in v{version} ({len(added)}; before, the .mdl's assumed values): "
+                  + "; ".join(f"`{p}` {now[p]:.4g}" for p in added) + ".", ""]
+    dropped = [p for p in before.index if p not in now.index]
+    if dropped:
+        lines += [f"No longer calibrated in v{version} ({len(dropped)}; now the .mdl's assumed values): "
+                  + "; ".join(f"`{p}` (was {before[p]:.4g})" for p in dropped) + ".", ""]
     return lines
 
 
@@ -522,15 +541,8 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     for scenario in problem.scenarios:
         found = discover(results.load(), scenario=scenario, by=2060)
         for box in found:
-            ranges = "; ".join(f"{r.parameter} in [{r.low:.3g}, {r.high:.3g}]" for r in box.limits.itertuples())
             label = "prim" if box.outcome.startswith("yields") else "fails"
-            boxes[f"{label} {scenario}"] = (
-                f"`{scenario}` ({problem.method} sweep of {results.sizes['run']} runs): restrictiveness "
-                f"{box.outcome} in {100 * box.share:.0f}% of runs; PRIM finds it concentrated where {ranges} "
-                f"(coverage {box.coverage:.2f}, density {box.density:.2f})"
-                + (": where total migration responds strongly to destinations' appeal, induced migration "
-                   "dilutes Northern scarcity." if label == "fails" and "volume elasticity" in ranges else ".")
-            )
+            boxes[f"{label} {scenario}"] = box_statement(box, scenario, problem.method, results.sizes["run"])
     boxes.update(failure_statements(results.load()))
     attributed = attribution_runs(model, folder)
     loop_sets = {s: loop_runs(model, folder, s) for s in HEADLINE if s in ensemble["scenario"].values}
