@@ -137,6 +137,17 @@ def test_a_setting_for_a_region_nobody_inherits_is_left_out_and_said_so(two_regi
         in scenario.description
 
 
+def test_a_recut_calibrates_afresh_not_from_the_parent_calibration(two_regions):
+    parent = (CALIBRATION_DIR / "calibrate.toml").read_text().splitlines()
+    carried = (two_regions.folder / "calibration" / "calibrate.toml").read_text().splitlines()
+    assert any(line.startswith("start =") for line in parent), "the check needs a parent that starts somewhere"
+    assert not any(line.startswith("start =") for line in carried)
+    assert [a for a in parent if not a.startswith("start =")] == [b for b in carried if not b.startswith("# start:")]
+    from migsd.calibration.fit import load_settings
+
+    assert load_settings(two_regions.folder / "calibration" / "calibrate.toml").start is None
+
+
 def test_a_scenario_naming_an_element_the_new_model_lacks_is_refused_naming_it(two_regions, tmp_path):
     model = migsd.load_model(two_regions.mdl)
     path = tmp_path / "gulf.toml"

@@ -753,4 +753,7 @@ def carry_calibration(regions: RegionSet, source: Path, target: Path, left_out: 
     if (source / "priors.toml").is_file():
         _carry_blocks(source / "priors.toml", target / "priors.toml", "parameter", regions, left_out, split=True)
     if (source / "calibrate.toml").is_file():
-        shutil.copyfile(source / "calibrate.toml", target / "calibrate.toml")
+        # ``start`` names a calibration of the parent's regions, whose parameters this cut does not have
+        text = re.sub(r"(?m)^start\s*=.*$", "# start: not carried; the parent's calibration is of other regions",
+                      (source / "calibrate.toml").read_text(encoding="utf-8"))
+        (target / "calibrate.toml").write_text(text, encoding="utf-8")
