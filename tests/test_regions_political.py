@@ -221,3 +221,25 @@ def test_without_the_shared_folder_a_recut_leaves_impic_and_wvs_out_naming_each(
     text = (folder / "targets.toml").read_text()
     assert 'data = "impic:' not in text and 'data = "wvs:' not in text
     assert 'name = "Northern anti-migrant sentiment (GSS, US proxy) (NorthAmerica)"' in text  # shipped data: kept
+
+
+def test_calibrating_a_region_folder_compares_with_its_own_political_series(fine):
+    """``migsd calibrate --model FOLDER/migsd.mdl`` checks and fits targets against the folder's data."""
+    import migsd
+    from migsd.calibration.report import calibrate
+    from migsd.paths import MODELS_DIR
+
+    _, folder = fine
+    (folder / "targets.toml").write_text(
+        '[[target]]\nname = "European salience"\nvariable = "Salience"\nwhere = { region = "Europe" }\n'
+        'data = "eurobarometer:immigration"\nsource = "eurobarometer"\nwhy = "EU proxy"\n'
+        'years = [2014, 2015, 2016]\ntransform = "none"\nlikelihood = "normal"\nnoise = 0.1\n')
+    (folder / "priors.toml").write_text(
+        '[[parameter]]\nname = "emigration propensity multiplier"\nlower = 0.5\nupper = 2\nwhy = "volume"\n')
+    (folder / "calibrate.toml").write_text(
+        "generations = 1\npopulation = 2\nlocal_evaluations = 2\nmembers = 1\nproposals = 2\n")
+    model = migsd.load_model(MODELS_DIR / "regions" / "fine" / "migsd.mdl", calibration=None)
+    path = calibrate(folder / "calibrate.toml", model=model, directory=folder / "parameters", progress=False,
+                     out_of_sample=False)
+    fit = pd.read_csv(path.with_name("calibrated_v1_fit.csv"))
+    assert "European salience" in set(fit["target"])
