@@ -41,13 +41,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .calibration.data import COUNTRY_DIR, population_1990
 from .errors import RegionError
 from .mdlsource import _NAME, entries
 from .names import did_you_mean
 from .paths import CALIBRATION_DIR, DEFAULT_MODEL, MODELS_DIR, SHARED_DIR, repo_relative
 
-#: Country-level data the regions are summed from (see calibration/data/PROVENANCE.md).
-COUNTRY_DIR = CALIBRATION_DIR / "data" / "countries"
 #: The shipped mapping (iso3 -> region), whose regions the template .mdl has.
 DEFAULT_MAPPING = CALIBRATION_DIR / "regions.csv"
 
@@ -75,13 +74,6 @@ def _country_frames(directory: Path = COUNTRY_DIR) -> tuple[pd.DataFrame, pd.Dat
 
 def _locations() -> pd.DataFrame:
     return pd.read_csv(CALIBRATION_DIR / "data" / "locations.csv")
-
-
-def population_1990(directory: Path = COUNTRY_DIR) -> pd.Series:
-    """Residents of each country on 1 July 1990 (persons, WPP 2024 broad age groups summed), by iso3."""
-    wpp = _country_frames(directory)[0]
-    rows = wpp[(wpp["year"] == 1990) & wpp["variable"].isin(["pop_0_14", "pop_15_64", "pop_65plus"])]
-    return rows.groupby("iso3")["value"].sum() * 1000.0
 
 
 def aggregate(mapping: pd.Series, directory: Path = COUNTRY_DIR) -> tuple[pd.DataFrame, pd.DataFrame]:

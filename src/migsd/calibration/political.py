@@ -206,14 +206,14 @@ class PoliticalData:
             raise DataError(f"{self.directory / 'regions.csv'}: none of {', '.join(countries)} is mapped to a region")
         if regions.nunique() == 1:
             return str(regions.iloc[0])
-        from ..regions import population_1990
+        from .data import population_1990
 
         people = regions.index.to_series().map(population_1990()).fillna(0.0)
         return str(people.groupby(regions).sum().idxmax())
 
     def proxy_share(self, countries) -> float:
         """Share of the 1990 residents of the region holding ``countries`` that live in them."""
-        from ..regions import population_1990
+        from .data import population_1990
 
         people = self.mapping.index.to_series().map(population_1990()).fillna(0.0)
         region = self.region_holding(countries)
