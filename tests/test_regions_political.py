@@ -243,3 +243,19 @@ def test_calibrating_a_region_folder_compares_with_its_own_political_series(fine
                      out_of_sample=False)
     fit = pd.read_csv(path.with_name("calibrated_v1_fit.csv"))
     assert "European salience" in set(fit["target"])
+
+
+def test_a_region_that_is_the_sampled_country_drops_the_proxy_error(tmp_path):
+    mapping = pd.read_csv(CALIBRATION_DIR / "regions.csv").set_index("iso3")["region"]
+    north = mapping[mapping == "North"].index
+    region_set, folder = _cut(tmp_path, "usa", pd.Series(np.where(north == "USA", "Usa", "NorthRest"), index=north))
+    left_out: list[str] = []
+    _carry_blocks(CALIBRATION_DIR / "targets.toml", folder / "targets.toml", "target", region_set, left_out,
+                  split=True)
+    text = (folder / "targets.toml").read_text()
+    blocks = {b.split('"')[1]: b for b in text.split("[[target]]\nname = ")[1:]}
+    gss = blocks["Northern anti-migrant sentiment (GSS, US proxy) (Usa)"]
+    assert "for Usa the data are the USA's, its own: no proxy error" in gss and "\nproxy =" not in gss
+    # the rest of the North keeps Germany's vacancy band, a proxy for it
+    band = blocks["Northern labour tightness, upper bound (JOLTS and German vacancies) (NorthRest)"]
+    assert "the vacancy band of DEU (" in band and "\nproxy = 0.01\n" in band

@@ -857,8 +857,22 @@ def _carry_political(block: str, series: str, regions: RegionSet, political, sou
                     f"{_stands_for(series, heir, political)}; figures quoted above are the shipped {element}'s.")
             copy = re.sub(r'(?m)^(why\s*=\s*")((?:[^"\\]|\\.)*)"', lambda m: f'{m.group(1)}{m.group(2)}{note}"', copy,
                           count=1)
+            if _sampled(series, heir, political) == 1.0:
+                # the region is the sampled country (or bloc) itself: nothing left for a proxy error to stand for
+                copy = re.sub(r"(?m)^proxy\s*=.*\n", "", copy)
         out.append(copy)
     return out
+
+
+def _sampled(series: str, heir: str, political) -> float | None:
+    """Share of ``heir``'s 1990 residents living in the countries a single-country series samples (else None)."""
+    from .calibration.political import PROXY_COUNTRIES
+
+    if series in PROXY_COUNTRIES:
+        return political.proxy_share(PROXY_COUNTRIES[series])
+    if series.startswith("tightness:") and heir in political.vacancy_regions:
+        return political.proxy_share(political.vacancy_regions[heir])
+    return None
 
 
 def _lacking(series: str, element: str, heir: str, frame: pd.DataFrame, political) -> str:
@@ -903,17 +917,18 @@ def _stands_for(series: str, heir: str, political) -> str:
         waves = counts.sort_values("wave")
         listed = ", ".join(f"{int(n)} in wave {int(w)}" for w, n in zip(waves["wave"], waves["value"]))
         return f"the population-weighted share over its surveyed countries ({listed})"
+    share = _sampled(series, heir, political)
+    proxy = "its own: no proxy error" if share == 1.0 else (
+        f"{share:.0%} of its 1990 residents), a proxy: its proxy error stays" if share is not None else "")
     if series in PROXY_COUNTRIES:
         countries = PROXY_COUNTRIES[series]
         what = "the USA" if countries == ("USA",) else "the EU" if countries == EU_SURVEYED else ", ".join(countries)
-        return (f"{what}'s ({political.proxy_share(countries):.0%} of its 1990 residents), a proxy: its proxy error "
-                "stays")
+        return f"{what}'s, {proxy}" if share == 1.0 else f"{what}'s ({proxy}"
     if series.startswith("iom:"):
         return "the dead and missing on " + ", ".join(political.route_regions().get(heir, []))
-    if series.startswith("tightness:") and heir in political.vacancy_regions:
-        countries = political.vacancy_regions[heir]
-        return (f"the vacancy band of {', '.join(countries)} ({political.proxy_share(countries):.0%} of its 1990 "
-                "residents), a proxy: its proxy error stays")
+    if share is not None:
+        countries = ", ".join(political.vacancy_regions[heir])
+        return f"the vacancy band of {countries}, {proxy}" if share == 1.0 else f"the vacancy band of {countries} ({proxy}"
     return "minus the WDI unemployment rate, population-weighted over its countries"
 
 
