@@ -64,6 +64,14 @@ def test_default_mapping_regenerates_the_shipped_mdl_byte_for_byte(default_built
     assert carried == shipped
 
 
+def test_default_mapping_writes_the_shipped_political_series(default_built):
+    from migsd.calibration.political import SERIES, PoliticalData
+
+    ours, shipped = PoliticalData(default_built.folder / "calibration"), PoliticalData()
+    for name in SERIES:
+        pd.testing.assert_frame_equal(ours.series(name), shipped.series(name), obj=name)
+
+
 def test_regenerated_default_model_reproduces_the_shipped_results_exactly(default_built):
     from migsd.calibration.fit import current
 
@@ -167,7 +175,12 @@ def test_targets_for_a_split_region_are_one_per_heir(tmp_path):
     assert built.parents["Europe"] == built.parents["OtherNorth"] == "North"
     targets = (built.folder / "calibration" / "targets.toml").read_text()
     assert '"North"' not in targets
-    # the shipped region targets are political series, which a re-cut leaves out; a soft one splits
+    # political series are re-aggregated: IMPIC has countries in both heirs, the US surveys attach to OtherNorth
+    assert 'name = "Northern admission restrictiveness (IMPIC labour regulation) (Europe)"' in targets
+    assert 'name = "Northern admission restrictiveness (IMPIC labour regulation) (OtherNorth)"' in targets
+    assert any("target 'Northern anti-migrant sentiment (GSS, US proxy)' for Europe ('gss:reduced': it samples USA, "
+               "which the mapping puts in OtherNorth)" in line for line in built.left_out)
+    # a soft target splits
     soft = tmp_path / "soft.toml"
     soft.write_text('[[target]]\nname = "Northern sentiment 2015 (soft)"\nvariable = "anti migrant sentiment"\n'
                     'where = { region = "North" }\nvalue = 0.52\nsigma = 0.1\nyears = [2015]\n')
@@ -179,7 +192,6 @@ def test_targets_for_a_split_region_are_one_per_heir(tmp_path):
     assert 'name = "Northern sentiment 2015 (soft) (Europe)"' in split
     assert split.count('where = { region = "Europe" }') == split.count('where = { region = "OtherNorth" }') == 1
     assert '"North"' not in split and not left_out
-    assert any("IMPIC labour regulation" in line for line in built.left_out)
     priors = (built.folder / "calibration" / "priors.toml").read_text()
     assert 'name = "base return rate[Europe]"' in priors and 'name = "base return rate[OtherNorth]"' in priors
     assert "[North]" not in priors
@@ -257,7 +269,9 @@ def test_overwriting_a_folder_keeps_its_calibrations(tmp_path):
     ('[regions.North.values]\n"initial restrictivness" = 0.7\n',
      "[regions.North.values] 'initial restrictivness' is not a constant of the .mdl with a number per "
      "region. Did you mean 'initial restrictiveness'?"),
-    ('colour = "blue"\n', "unknown key(s) ['colour']; a region table has regions, stand_in, order, scenarios"),
+    ('colour = "blue"\n', "unknown key(s) ['colour']; a region table has regions, stand_in, order, scenarios, "
+                          "targets"),
+    ('targets = "nowhere.toml"\n', "targets = 'nowhere.toml' is not a file beside it"),
 ])
 def test_a_bad_region_table_is_refused_naming_it(tmp_path, table, message):
     (tmp_path / "cut.csv").write_text((CALIBRATION_DIR / "regions.csv").read_text())

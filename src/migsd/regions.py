@@ -20,8 +20,13 @@
 A region table (``MAPPING.toml`` beside the mapping, optional) may give, per
 region, ``inherit`` (the shipped region whose constants it takes) and ``values``
 (explicit constants), ``stand_in`` (which new region an equation, check or
-target naming a shipped region refers to, when that region is split), and
-``scenarios`` (a folder of scenarios only this cut can state, added to the carried ones).
+target naming a shipped region refers to, when that region is split),
+``scenarios`` (a folder of scenarios only this cut can state, added to the carried ones)
+and ``targets`` (a file of calibration targets only this cut can state, added to the carried ones).
+
+Political-core targets (IMPIC, WVS, the US and EU proxies, IOM deaths by route, labour
+tightness) are re-aggregated by the mapping (:func:`write_political_data`) and carried
+region by region; a copy for a region its data lack is left out, saying why.
 """
 
 from __future__ import annotations
@@ -36,13 +41,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .calibration.data import COUNTRY_DIR, population_1990
 from .errors import RegionError
 from .mdlsource import _NAME, entries
 from .names import did_you_mean
-from .paths import CALIBRATION_DIR, DEFAULT_MODEL, MODELS_DIR, repo_relative
+from .paths import CALIBRATION_DIR, DEFAULT_MODEL, MODELS_DIR, SHARED_DIR, repo_relative
 
-#: Country-level data the regions are summed from (see calibration/data/PROVENANCE.md).
-COUNTRY_DIR = CALIBRATION_DIR / "data" / "countries"
 #: The shipped mapping (iso3 -> region), whose regions the template .mdl has.
 DEFAULT_MAPPING = CALIBRATION_DIR / "regions.csv"
 
@@ -70,13 +74,6 @@ def _country_frames(directory: Path = COUNTRY_DIR) -> tuple[pd.DataFrame, pd.Dat
 
 def _locations() -> pd.DataFrame:
     return pd.read_csv(CALIBRATION_DIR / "data" / "locations.csv")
-
-
-def population_1990(directory: Path = COUNTRY_DIR) -> pd.Series:
-    """Residents of each country on 1 July 1990 (persons, WPP 2024 broad age groups summed), by iso3."""
-    wpp = _country_frames(directory)[0]
-    rows = wpp[(wpp["year"] == 1990) & wpp["variable"].isin(["pop_0_14", "pop_15_64", "pop_65plus"])]
-    return rows.groupby("iso3")["value"].sum() * 1000.0
 
 
 def aggregate(mapping: pd.Series, directory: Path = COUNTRY_DIR) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -221,10 +218,10 @@ def _read_table(path: Path) -> dict:
     from .tomlfiles import read_toml
 
     table = read_toml(path, "region table")
-    unknown = set(table) - {"regions", "stand_in", "order", "scenarios"}
+    unknown = set(table) - {"regions", "stand_in", "order", "scenarios", "targets"}
     if unknown:
         raise RegionError(f"{path}: unknown key(s) {sorted(unknown)}; a region table has regions, stand_in, order, "
-                          "scenarios")
+                          "scenarios, targets")
     return table
 
 
@@ -515,12 +512,84 @@ def write_calibration_folder(regions: RegionSet, folder: Path) -> Path:
     timeseries.to_csv(data_dir / "model_regions_timeseries.csv", index=False)
     od.to_csv(data_dir / "model_regions_od_ims2020.csv", index=False)
     aggregate_displacement(regions.mapping).to_csv(data_dir / "unhcr_model_regions.csv", index=False)
+    unavailable = write_political_data(regions, data_dir)
+    licensed = ("IMPIC 2016 and WVS waves 3-5 (item E143): **region aggregates only**, population-weighted (WPP "
+                "2024 1 July) over the countries of each region that have data, aggregated from the country files "
+                "of the project's shared data folder, whose country rows their licences keep out of the repository "
+                "(IMPIC: research use; cite Helbling, Bjerre, Römer and Zobel (2017), *European Political Science* "
+                "16: 79-98, and Bjerre et al. (2016), WZB Discussion Paper SP VI 2016-201. WVS: non-commercial "
+                "research; cite Inglehart et al. (eds.), *World Values Survey: All Rounds - Country-Pooled "
+                "Datafile*, JD Systems Institute & WVSA Secretariat)"
+                if not {"impic:regulation_labour", "wvs:share_restrictive"} & set(unavailable) else
+                "IMPIC and WVS: not written (" + _UNWRITTEN + ")")
     (data_dir / "PROVENANCE.md").write_text(
         "# Provenance\n\nSummed by `migsd regions` over the countries of `../regions.csv` from the country-level "
         "files of the repository's `calibration/data/countries/` (UN WPP 2024, UN IMS 2020; CC BY 3.0 IGO; "
         "UNHCR Refugee Data Finder, CC BY 4.0, host x origin shared out within the shipped regions; see "
-        "the repository's `calibration/data/PROVENANCE.md`).\n", encoding="utf-8")
+        "the repository's `calibration/data/PROVENANCE.md`).\n\n"
+        "## Political core\n\n"
+        f"- {licensed}.\n"
+        "- `wdi_unemployment.csv`: World Bank WDI SL.UEM.TOTL.ZS (CC BY 4.0), the USA's and Germany's rates and "
+        "each region's mean weighted by WPP 2024 1 July population, from `countries/wdi_unemployment_countries.csv.gz`.\n"
+        "- Copied from the repository's `calibration/data/` (sources and licences in its PROVENANCE.md): "
+        + ", ".join(f"`{name}`" for name in POLITICAL_COPIED) + ". A series of one country or bloc (GSS and "
+        "Gallup: the USA; Eurobarometer: the EU; JOLTS: the USA; German vacancies: Germany) stands for the region "
+        "holding it, and IOM's routes for the region they lead to (`migsd.calibration.political`).\n",
+        encoding="utf-8")
     return folder
+
+
+#: Political-core files a region folder copies from ``calibration/data``: their rows are countries, one bloc or
+#: routes, which :class:`~migsd.calibration.political.PoliticalData` attaches to the folder's own regions.
+POLITICAL_COPIED = ("gss_us_immigration_attitudes.csv", "press_transcribed_gallup_eurobarometer.csv",
+                    "iom_missing_migrants_annual.csv", "us_jolts_job_openings_monthly.csv",
+                    "germany_vacancies_unemployment.csv", "wpp2024_working_age_usa_deu.csv")
+
+
+def write_political_data(regions: RegionSet, data_dir: Path, shared: Path | None = None) -> dict[str, str]:
+    """The political-core files of a region folder, in the layout of ``calibration/data``, by the mapping.
+
+    IMPIC and WVS are aggregated from the shared data folder (``shared``, default ``SHARED_DIR / "data"``); without
+    it they are not written (the shipped mapping copies the shipped aggregates). Returns the series that could not
+    be written, with the reason.
+    """
+    from .calibration.political import (VACANCY_COUNTRIES, impic_region_aggregates, wdi_region_unemployment,
+                                        wvs_region_aggregates)
+
+    shared = SHARED_DIR / "data" if shared is None else Path(shared)
+    for name in POLITICAL_COPIED:
+        shutil.copyfile(CALIBRATION_DIR / "data" / name, data_dir / name)
+    try:
+        countries = pd.read_csv(COUNTRY_DIR / "wdi_unemployment_countries.csv.gz")
+    except FileNotFoundError as error:
+        raise RegionError(f"country-level data file not found: {error.filename}") from error
+    wpp = _country_frames()[0]
+    population = wpp.loc[wpp["variable"] == "pop_jul1", ["iso3", "year", "value"]]
+    unemployment = pd.concat([
+        countries[countries["iso3"].isin(VACANCY_COUNTRIES)].assign(region="")[["iso3", "region", "year", "value"]],
+        wdi_region_unemployment(countries, population, regions.mapping)], ignore_index=True)
+    unemployment.to_csv(data_dir / "wdi_unemployment.csv", index=False, float_format="%.6g")
+    needed = ("impic_policy_restrictiveness.csv", "wvs_immigration_policy_preference.csv", "wpp2024_annual.csv")
+    absent = [name for name in needed if not (shared / name).is_file()]
+    if not absent:
+        impic_region_aggregates(shared, mapping=regions.mapping).to_csv(
+            data_dir / "impic_model_regions_used.csv", index=False, float_format="%.6g")
+        wvs_region_aggregates(shared, mapping=regions.mapping).to_csv(
+            data_dir / "wvs_model_regions_used.csv", index=False, float_format="%.6g")
+        return {}
+    if regions.is_template:
+        # the shipped aggregates are this mapping's, by data code: renamed, they need no country rows
+        names = _locations().set_index("model_region")["iso3"].map(regions.mapping).groupby(level=0).first()
+        for name in ("impic_model_regions_used.csv", "wvs_model_regions_used.csv"):
+            frame = pd.read_csv(CALIBRATION_DIR / "data" / name)
+            frame.assign(region=frame["region"].map(names)).to_csv(data_dir / name, index=False, float_format="%.6g")
+        return {}
+    return {series: _UNWRITTEN for series in ("impic:regulation_labour", "impic:control_overall",
+                                              "wvs:share_restrictive")}
+
+
+_UNWRITTEN = ("the shared data folder (../shared/data beside the repository) is absent, and IMPIC's and WVS's "
+              "licences keep their country rows out of the repository: their aggregates exist by shipped region only")
 
 
 @dataclass
@@ -598,9 +667,13 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
         from .model import load_model
         from .scenarios import list_scenarios, validate
 
+        from .calibration.fit import load_targets
+
         model = load_model(mdl)
         for scenario in list_scenarios(out / "scenarios"):
             validate(scenario, model)
+        if (calibration_dir / "targets.toml").is_file():
+            load_targets(calibration_dir / "targets.toml", model, data_directory=calibration_dir)
     return RegionModel(out, mdl, regions.regions, regions.parents, left_out)
 
 
@@ -688,7 +761,8 @@ def _translate_text(text: str, regions: RegionSet) -> str:
     return re.sub(rf"([\[,\"]\s*)({names})(\s*[\],\"])", element, text)
 
 
-#: Target data kinds of :mod:`migsd.calibration.political`, which exist only for the shipped regions.
+#: Target data kinds of :mod:`migsd.calibration.political`: re-aggregated by the mapping (``write_political_data``),
+#: their targets carried region by region only where the data have the region (``_carry_political``).
 REGION_AGGREGATE_SERIES = frozenset({
     "impic:regulation_labour", "impic:control_overall", "wvs:share_restrictive", "gallup:decreased",
     "gss:reduced", "eurobarometer:immigration", "iom:dead_or_missing", "tightness:lower", "tightness:upper",
@@ -697,19 +771,23 @@ REGION_AGGREGATE_SERIES = frozenset({
 
 def _carry_blocks(source: Path, target: Path, header: str, regions: RegionSet, left_out: list[str],
                   split: bool = False) -> None:
-    """A TOML file of ``[[header]]`` blocks: each block translated; ``split`` gives a block one copy per heir."""
+    """A TOML file of ``[[header]]`` blocks: each block translated; ``split`` gives a block one copy per heir.
+
+    A target on a political-core series (:data:`REGION_AGGREGATE_SERIES`) is checked against the data written
+    beside ``target`` (``data/``, by the new regions): a copy for a region its data lack is left out, saying why.
+    """
     text = source.read_text(encoding="utf-8")
     parts = re.split(rf"(?m)^(?=\[\[{re.escape(header)}\]\])", text)
     out = [parts[0]]
+    political = None
     for block in parts[1:]:
         series = re.search(r'(?m)^data\s*=\s*"([^"]+)"', block)
         if header == "target" and series and series.group(1) in REGION_AGGREGATE_SERIES and not regions.is_template:
-            # these series ship only as aggregates over the four shipped regions (IMPIC's and WVS's licences
-            # allow no country rows; GSS, Gallup and Eurobarometer sample one country or bloc), so a re-cut
-            # has no data to compare its regions with: the target is left out, and said so
-            label = re.search(r'(?m)^name\s*=\s*"([^"]*)"', block)
-            left_out.append(f"{repo_relative(source)}: target '{label.group(1) if label else '?'}' (its data, "
-                            f"'{series.group(1)}', exist by shipped region only)")
+            if political is None:
+                from .calibration.political import PoliticalData
+
+                political = PoliticalData(target.parent)
+            out.extend(_carry_political(block, series.group(1), regions, political, source, left_out))
             continue
         named = re.findall(r'=\s*\{[^}]*region\s*=\s*"(\w+)"', block) + re.findall(r'name\s*=\s*"[^"]*\[(\w+)\]"',
                                                                                  block)
@@ -720,15 +798,138 @@ def _carry_blocks(source: Path, target: Path, header: str, regions: RegionSet, l
             if not heirs:
                 left_out.append(f"{repo_relative(source)}: a [[{header}]] naming {element}")
                 continue
-            for heir in heirs:
-                copy = re.sub(rf'(\[|")({element})("|\])', lambda m: m.group(1) + heir + m.group(3), block)
-                if header == "target":  # a target's name is a label, and two targets may not share one
-                    copy = re.sub(r'(?m)^(name\s*=\s*")([^"]*)"', lambda m: f'{m.group(1)}{m.group(2)} ({heir})"',
-                                  copy, count=1)
-                out.append(copy)
+            out.extend(_heir_copy(block, element, heir, header) for heir in heirs)
             continue
         out.append(_translate_text(block, regions))
     target.write_text("".join(out), encoding="utf-8")
+
+
+def _heir_copy(block: str, element: str, heir: str, header: str) -> str:
+    copy = re.sub(rf'(\[|")({element})("|\])', lambda m: m.group(1) + heir + m.group(3), block)
+    if header == "target":  # a target's name is a label, and two targets may not share one
+        copy = re.sub(r'(?m)^(name\s*=\s*")([^"]*)"', lambda m: f'{m.group(1)}{m.group(2)} ({heir})"', copy, count=1)
+    return copy
+
+
+def _carry_political(block: str, series: str, regions: RegionSet, political, source: Path,
+                     left_out: list[str]) -> list[str]:
+    """A political-core target for the new regions: one copy per region with data for it, the rest left out."""
+    from .calibration.political import SERIES
+    from .errors import DataError
+
+    label = re.search(r'(?m)^name\s*=\s*"([^"]*)"', block)
+    label = label.group(1) if label else "?"
+    where = f"{repo_relative(source)}: target '{label}'"
+    try:
+        frame = political.series(series)
+    except DataError:
+        left_out.append(f"{where} (its data, '{series}', from {SERIES[series][0]}: {_UNWRITTEN})")
+        return []
+    found = re.search(r'\{[^}]*\b(?:region|destination)\s*=\s*"(\w+)"', block)
+    if found is None:  # a world total: the same under every cut
+        return [_translate_text(block, regions)]
+    element = found.group(1)
+    heirs = regions.children(element) if element in regions.template_regions else [element]
+    if not heirs:
+        left_out.append(f"{where} (no region of {regions.mapping_path.name} inherits {element})")
+        return []
+    out = []
+    for heir in heirs:
+        copy = block if heir == element else _heir_copy(block, element, heir, "target")
+        lacking = _lacking(series, element, heir, frame, political)
+        if lacking:
+            left_out.append(f"{where} for {heir} ('{series}': {lacking})")
+            continue
+        years = [int(y) for y in re.findall(r"\d+", re.search(r"(?m)^years\s*=\s*\[([^\]]*)\]", copy).group(1))]
+        rows = frame[frame["region"] == heir]
+        windowed = bool((rows["first"] != rows["last"]).any())
+        # a survey wave is dated by its last year in the region, which moves with the countries surveyed
+        kept = sorted(set(rows["year"])) if windowed else [y for y in years if y in set(rows["year"])]
+        if not kept:
+            left_out.append(f"{where} for {heir} ('{series}' has no value in {years})")
+            continue
+        if kept != years:
+            copy = re.sub(r"(?m)^years\s*=\s*\[[^\]]*\]", f"years = [{', '.join(map(str, kept))}]", copy, count=1)
+            if not windowed:
+                left_out.append(f"{where} for {heir}: years {[y for y in years if y not in kept]} (no data)")
+        if heir != element or regions.children(element) != [element]:
+            note = (f" Re-cut by {regions.mapping_path.name}: for {heir} the data are "
+                    f"{_stands_for(series, heir, political)}; figures quoted above are the shipped {element}'s.")
+            copy = re.sub(r'(?m)^(why\s*=\s*")((?:[^"\\]|\\.)*)"', lambda m: f'{m.group(1)}{m.group(2)}{note}"', copy,
+                          count=1)
+            if _sampled(series, heir, political) == 1.0:
+                # the region is the sampled country (or bloc) itself: nothing left for a proxy error to stand for
+                copy = re.sub(r"(?m)^proxy\s*=.*\n", "", copy)
+        out.append(copy)
+    return out
+
+
+def _sampled(series: str, heir: str, political) -> float | None:
+    """Share of ``heir``'s 1990 residents living in the countries a single-country series samples (else None)."""
+    from .calibration.political import PROXY_COUNTRIES
+
+    if series in PROXY_COUNTRIES:
+        return political.proxy_share(PROXY_COUNTRIES[series])
+    if series.startswith("tightness:") and heir in political.vacancy_regions:
+        return political.proxy_share(political.vacancy_regions[heir])
+    return None
+
+
+def _lacking(series: str, element: str, heir: str, frame: pd.DataFrame, political) -> str:
+    """Why ``series`` cannot give ``heir`` the target written for the shipped ``element`` ('' if it can)."""
+    from .calibration.political import PROXY_COUNTRIES, PoliticalData, VACANCY_COUNTRIES
+
+    if series.startswith("tightness:"):
+        # the shipped North's bounds are vacancy bands, the other regions' unemployment floors: a copy keeps its kind
+        band = element in PoliticalData().vacancy_regions
+        if band and heir not in political.vacancy_regions:
+            holders = ", ".join(f"{c} in {political.region_holding([c])}" for c in VACANCY_COUNTRIES)
+            return f"no vacancy count in {heir} (only {holders}), so no band like the shipped {element}'s"
+        if not band and heir in political.vacancy_regions:
+            return f"{heir} holds {', '.join(political.vacancy_regions[heir])}, whose vacancy band is its own target"
+    if heir in set(frame["region"]):
+        return ""
+    if series.startswith("impic:"):
+        return f"no IMPIC country lies in {heir} (IMPIC codes 33 OECD members)"
+    if series.startswith("wvs:"):
+        return f"WVS asked E143 in no country of {heir}"
+    if series in PROXY_COUNTRIES:
+        countries = PROXY_COUNTRIES[series]
+        what = countries[0] if len(countries) == 1 else "the EU"
+        return f"it samples {what}, which the mapping puts in {political.region_holding(countries)}"
+    if series.startswith("iom:"):
+        leading = "; ".join(f"{r}: {', '.join(routes)}" for r, routes in political.route_regions().items())
+        return f"no IOM route grouping leads to {heir} (routes lead to {leading})"
+    return f"no data for {heir}"
+
+
+def _stands_for(series: str, heir: str, political) -> str:
+    """What the data of ``series`` are for ``heir``, for a carried target's ``why``."""
+    from .calibration.political import EU_SURVEYED, PROXY_COUNTRIES
+
+    data = political.directory / "data"
+    if series.startswith(("impic:", "wvs:")):
+        name = "impic_model_regions_used.csv" if series.startswith("impic:") else "wvs_model_regions_used.csv"
+        frame = pd.read_csv(data / name)
+        counts = frame[(frame["region"] == heir) & (frame["stat"] == "n_countries")]
+        if series.startswith("impic:"):
+            return f"the population-weighted mean over its {int(counts['value'].max())} IMPIC countries"
+        waves = counts.sort_values("wave")
+        listed = ", ".join(f"{int(n)} in wave {int(w)}" for w, n in zip(waves["wave"], waves["value"]))
+        return f"the population-weighted share over its surveyed countries ({listed})"
+    share = _sampled(series, heir, political)
+    proxy = "its own: no proxy error" if share == 1.0 else (
+        f"{share:.0%} of its 1990 residents), a proxy: its proxy error stays" if share is not None else "")
+    if series in PROXY_COUNTRIES:
+        countries = PROXY_COUNTRIES[series]
+        what = "the USA" if countries == ("USA",) else "the EU" if countries == EU_SURVEYED else ", ".join(countries)
+        return f"{what}'s, {proxy}" if share == 1.0 else f"{what}'s ({proxy}"
+    if series.startswith("iom:"):
+        return "the dead and missing on " + ", ".join(political.route_regions().get(heir, []))
+    if share is not None:
+        countries = ", ".join(political.vacancy_regions[heir])
+        return f"the vacancy band of {countries}, {proxy}" if share == 1.0 else f"the vacancy band of {countries} ({proxy}"
+    return "minus the WDI unemployment rate, population-weighted over its countries"
 
 
 def carry_over(regions: RegionSet, models: Path, out: Path, left_out: list[str]) -> None:
@@ -750,6 +951,16 @@ def carry_calibration(regions: RegionSet, source: Path, target: Path, left_out: 
     """Targets, priors and settings: an entry for a split region becomes one per heir."""
     if (source / "targets.toml").is_file():
         _carry_blocks(source / "targets.toml", target / "targets.toml", "target", regions, left_out, split=True)
+    if "targets" in regions.table:
+        # targets only this cut can state (a region no shipped target's data fit), after the carried ones
+        table = regions.mapping_path.with_suffix(".toml")
+        own = table.parent / regions.table["targets"]
+        if not own.is_file():
+            raise RegionError(f"{table}: targets = '{regions.table['targets']}' is not a file beside it")
+        carried = (target / "targets.toml").read_text(encoding="utf-8") if (target / "targets.toml").is_file() else ""
+        (target / "targets.toml").write_text(
+            carried.rstrip("\n") + f"\n\n# ------------------------------------------------ from {own.name}\n"
+            + own.read_text(encoding="utf-8"), encoding="utf-8")
     if (source / "priors.toml").is_file():
         _carry_blocks(source / "priors.toml", target / "priors.toml", "parameter", regions, left_out, split=True)
     if (source / "calibrate.toml").is_file():

@@ -3,7 +3,8 @@
 Run from the repository root: ``python calibration/data/countries/trim.py``. Keeps only
 the variables, variants and years the model derives its inputs and calibration
 targets from, so that the repository stays small; ``tests/test_regions.py`` checks
-that the files sum to the shipped region totals.
+that the files sum to the shipped region totals (and ``tests/test_regions_political.py``
+that the WDI unemployment rates average to the shipped region means).
 """
 
 from pathlib import Path
@@ -44,6 +45,9 @@ def main() -> None:
     displaced = displaced[displaced["variable"].isin(PROTECTION_GROUPS)]
     _write(displaced[["iso3", "role", "year", "variable", "value"]]
            .sort_values(["iso3", "role", "variable", "year"]), "unhcr_countries.csv.gz")
+    wdi = pd.read_csv(SHARED / "wdi_unemployment_remittances.csv")
+    wdi = wdi[wdi["variable"] == "unemployment_pct_labour_force"]
+    _write(wdi[["iso3", "year", "value"]].sort_values(["iso3", "year"]), "wdi_unemployment_countries.csv.gz")
 
 
 if __name__ == "__main__":

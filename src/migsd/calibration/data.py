@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,9 @@ import xarray as xr
 from ..errors import DataError
 from ..paths import CALIBRATION_DIR
 
+
+#: Country-level data the regions are summed from (see calibration/data/PROVENANCE.md).
+COUNTRY_DIR = CALIBRATION_DIR / "data" / "countries"
 
 #: Age groups of the .mdl ``Age`` range and the WPP series they come from.
 AGE_SERIES = {"Young": "pop_0_14", "Working": "pop_15_64", "Old": "pop_65plus"}
@@ -35,6 +38,18 @@ DISPLACEMENT_GROUPS = ("refugees", "asylum_seekers", "other_in_need_of_protectio
 
 #: Data years whose mean displacement arrivals continue after the data end (the default future path).
 FUTURE_DISPLACEMENT_YEARS = 10
+
+
+@lru_cache(maxsize=4)
+def population_1990(directory: Path = COUNTRY_DIR) -> pd.Series:
+    """Residents of each country on 1 July 1990 (persons, WPP 2024 broad age groups summed), by iso3."""
+    path = directory / "wpp2024_countries.csv.gz"
+    try:
+        wpp = pd.read_csv(path)
+    except FileNotFoundError as error:
+        raise DataError(f"country-level data file not found: {path}") from error
+    rows = wpp[(wpp["year"] == 1990) & wpp["variable"].isin(["pop_0_14", "pop_15_64", "pop_65plus"])]
+    return rows.groupby("iso3")["value"].sum() * 1000.0
 
 
 @dataclass(frozen=True)

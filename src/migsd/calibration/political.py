@@ -23,24 +23,28 @@ Series (name: what; regions):
   wave (window = the wave's survey years in that region); all regions (the
   Gulf: Saudi Arabia 2003 only).
 - ``gallup:decreased``: Gallup, US share wanting immigration decreased (transcribed
-  from press reports); stands for the North.
+  from press reports); stands for the region holding the USA (the North).
 - ``gss:reduced``: GSS, US share wanting the number of immigrants reduced, among
   substantive answers (``letin`` 1994-2000, ``letin1a`` 2004-2024, unweighted);
-  stands for the North.
+  stands for the region holding the USA (the North).
 - ``eurobarometer:immigration``: Standard Eurobarometer, EU share naming
   immigration one of the two most important issues facing the EU, the mean of
   the year's surveys (transcribed from press and Commission pages); stands for
-  the North's salience.
+  the salience of the region holding most of the EU's people (the North).
 - ``iom:dead_or_missing``: IOM Missing Migrants, dead and missing per year by the
-  region the route leads to (North; Gulf) and the world, 2014-2024.
+  region the route leads to (:data:`ROUTE_DESTINATIONS`: North; Gulf) and the world, 2014-2024.
 - ``tightness:lower``, ``tightness:upper``: labour tightness,
   (vacancies - unemployed) / labour force. For the North, US JOLTS openings and
   Germany's registered vacancies with WDI unemployment rates, the labour force
   being the working-age population (WPP) times a participation rate between
   :data:`PARTICIPATION` (low gives the upper bound); the two countries are
-  combined weighted by working-age population (they sample the North: a proxy).
-  For the other regions, vacancies are not observed: tightness is at least
-  -unemployment rate (no upper bound).
+  combined weighted by working-age population within the region holding each (the
+  North: they sample it, a proxy). For the other regions, vacancies are not observed:
+  tightness is at least -unemployment rate (no upper bound).
+
+Regions are those of ``directory/regions.csv``: a folder written by ``migsd regions``
+holds the same files with its own regions (:func:`region_files` makes them), and the
+single-country series attach to the region holding their country.
 """
 
 from __future__ import annotations
@@ -106,14 +110,35 @@ CITATIONS = {
                  "SL.UEM.TOTL.ZS; UN WPP 2024",
 }
 
-#: IOM route groupings (shared data's ``route_destination_region``) that lead to one model region.
-ROUTES_TO = {
-    "north_hic": ("Central Mediterranean Route", "Western Mediterranean Route", "Eastern Mediterranean Route",
-                  "Western African Atlantic Route", "Intra-European routes", "EHOA Northern Route",
-                  "Central American Route"),
-    "gulf_hic": ("EHOA Eastern Route",),
+#: The EU of the Eurobarometer surveys (28 members until 2020, 27 since): the bloc its salience samples.
+EU_SURVEYED = ("AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL",
+               "ITA", "LVA", "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE", "GBR")
+
+#: The countries a single-country (or bloc) series samples; it attaches to the region holding most of their people.
+PROXY_COUNTRIES = {
+    "gss:reduced": ("USA",),
+    "gallup:decreased": ("USA",),
+    "eurobarometer:immigration": EU_SURVEYED,
 }
 
+#: Countries with a vacancy count (US JOLTS, Germany's registered vacancies): a region holding one has a band.
+VACANCY_COUNTRIES = ("USA", "DEU")
+
+#: IOM route groupings -> the countries the route leads to; deaths on it count for the region holding most of
+#: their people. The shared file's ``route_destination_region`` is the same interpretation by shipped region
+#: (Mediterranean, Atlantic, intra-European and Northern Horn of Africa routes: to Europe; the Central American
+#: route: to the USA; the Eastern route from the Horn of Africa: across Yemen to Saudi Arabia); the other routes
+#: (Asia Pacific, South American, intra-African, Southern and Horn of Africa, undefined) lead to no one region.
+ROUTE_DESTINATIONS = {
+    "Central Mediterranean Route": EU_SURVEYED,
+    "Western Mediterranean Route": EU_SURVEYED,
+    "Eastern Mediterranean Route": EU_SURVEYED,
+    "Western African Atlantic Route": EU_SURVEYED,
+    "Intra-European routes": EU_SURVEYED,
+    "EHOA Northern Route": EU_SURVEYED,
+    "Central American Route": ("USA",),
+    "EHOA Eastern Route": ("SAU",),
+}
 
 @dataclass(frozen=True)
 class PoliticalData:
@@ -146,19 +171,68 @@ class PoliticalData:
         if name not in SERIES:
             raise DataError(f"unknown political-core series '{name}'; known: {', '.join(SERIES)}."
                             + did_you_mean(name, list(SERIES)))
+        if name not in self._derived:
+            # one series at a time: a folder may lack a file (IMPIC, WVS without the shared data) its targets skip
+            derive = {"impic:regulation_labour": lambda: self._impic("regulation_labour"),
+                      "impic:control_overall": lambda: self._impic("control_overall"),
+                      "wvs:share_restrictive": self._wvs,
+                      "gallup:decreased": lambda: self._transcribed()[0],
+                      "eurobarometer:immigration": lambda: self._transcribed()[1],
+                      "gss:reduced": self._gss, "iom:dead_or_missing": self._iom,
+                      "tightness:lower": lambda: self._tightness()[0],
+                      "tightness:upper": lambda: self._tightness()[1]}[name]
+            self._derived[name] = derive()
         frame = self._derived[name]
         return frame.sort_values(["region", "year"]).reset_index(drop=True)
 
     @cached_property
     def _derived(self) -> dict[str, pd.DataFrame]:
-        out = {}
-        for variable in ("regulation_labour", "control_overall"):
-            out[f"impic:{variable}"] = self._impic(variable)
-        out["wvs:share_restrictive"] = self._wvs()
-        out["gallup:decreased"], out["eurobarometer:immigration"] = self._transcribed()
-        out["gss:reduced"] = self._gss()
-        out["iom:dead_or_missing"] = self._iom()
-        out["tightness:lower"], out["tightness:upper"] = self._tightness()
+        return {}
+
+    @cached_property
+    def mapping(self) -> pd.Series:
+        """iso3 -> model region, from ``directory/regions.csv``."""
+        path = self.directory / "regions.csv"
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except FileNotFoundError as error:
+            raise DataError(f"region mapping not found: {path}") from error
+        return frame.set_index("iso3")["region"]
+
+    def region_holding(self, countries) -> str:
+        """The region holding most of ``countries``' 1990 residents (the one region, when they are all in it)."""
+        regions = self.mapping.reindex(list(countries)).dropna()
+        if regions.empty:
+            raise DataError(f"{self.directory / 'regions.csv'}: none of {', '.join(countries)} is mapped to a region")
+        if regions.nunique() == 1:
+            return str(regions.iloc[0])
+        from .data import population_1990
+
+        people = regions.index.to_series().map(population_1990()).fillna(0.0)
+        return str(people.groupby(regions).sum().idxmax())
+
+    def proxy_share(self, countries) -> float:
+        """Share of the 1990 residents of the region holding ``countries`` that live in them."""
+        from .data import population_1990
+
+        people = self.mapping.index.to_series().map(population_1990()).fillna(0.0)
+        region = self.region_holding(countries)
+        inside = people[self.mapping == region]
+        return float(inside.reindex([c for c in countries if c in inside.index]).sum() / inside.sum())
+
+    @cached_property
+    def vacancy_regions(self) -> dict[str, list[str]]:
+        """Region -> the countries with a vacancy count it holds (:data:`VACANCY_COUNTRIES`)."""
+        out: dict[str, list[str]] = {}
+        for iso3 in VACANCY_COUNTRIES:
+            out.setdefault(self.region_holding([iso3]), []).append(iso3)
+        return out
+
+    def route_regions(self) -> dict[str, list[str]]:
+        """Region -> the IOM route groupings leading to it (:data:`ROUTE_DESTINATIONS`)."""
+        out: dict[str, list[str]] = {}
+        for route, countries in ROUTE_DESTINATIONS.items():
+            out.setdefault(self.region_holding(countries), []).append(route)
         return out
 
     def _named(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -184,15 +258,14 @@ class PoliticalData:
 
     def _transcribed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         frame = self._read("press_transcribed_gallup_eurobarometer.csv")
-        north = next(code for code, region in self.region_names.items() if region == "North")
         gallup = frame[(frame["series"] == "gallup_us_immigration_level") & (frame["variable"] == "decreased")]
         euro = frame[frame["series"] == "eb_issue_eu_immigration"]
         out = []
-        for part in (gallup, euro):
+        for part, name in ((gallup, "gallup:decreased"), (euro, "eurobarometer:immigration")):
             # several surveys in a year (two Eurobarometers): their mean dates the year
             annual = part.groupby("year", as_index=False)["value"].mean()
             annual["value"] = annual["value"] / 100.0
-            annual["region"] = north
+            annual["region"] = self.region_holding(PROXY_COUNTRIES[name])
             out.append(self._named(annual))
         return out[0], out[1]
 
@@ -207,14 +280,14 @@ class PoliticalData:
         counts = frame.assign(reduce=frame["response"].isin(reduce)).groupby(["year", "reduce"])["n_unweighted"].sum()
         table = counts.unstack(fill_value=0)
         share = (table[True] / table.sum(axis=1)).rename("value").reset_index()
-        share["region"] = next(code for code, region in self.region_names.items() if region == "North")
+        share["region"] = self.region_holding(PROXY_COUNTRIES["gss:reduced"])
         return self._named(share)
 
     def _iom(self) -> pd.DataFrame:
         frame = self._read("iom_missing_migrants_annual.csv")
         frame = frame[(frame["variable"] == "dead_or_missing") & (frame["partial_year"] == 0)]
         parts = [frame.groupby("year", as_index=False)["value"].sum().assign(region="world")]
-        for region, routes in ROUTES_TO.items():
+        for region, routes in self.route_regions().items():
             chosen = frame[frame["route"].isin(routes)].groupby("year", as_index=False)["value"].sum()
             parts.append(chosen.assign(region=region))
         return self._named(pd.concat(parts, ignore_index=True))
@@ -231,24 +304,27 @@ class PoliticalData:
         de_openings = germany.groupby("year")["value"].mean()[quarters == 4]
         unemployment = self._read("wdi_unemployment.csv")
         working = self._read("wpp2024_working_age_usa_deu.csv")
-        years = sorted(set(us_openings.index) & set(de_openings.index))
-        rates = {}
-        for iso3, openings in (("USA", us_openings), ("DEU", de_openings)):
-            rate = unemployment[(unemployment["iso3"] == iso3)].set_index("year")["value"] / 100.0
-            five = working[working["iso3"] == iso3].set_index("year")["value"] * 1000.0
-            population = pd.Series(np.interp(years, five.index, five.values), index=years)
-            rates[iso3] = (openings.reindex(years), rate.reindex(years), population)
-        weights = sum(population for _, _, population in rates.values())
-        bounds = []
-        for participation in (PARTICIPATION[1], PARTICIPATION[0]):  # a larger labour force: lower tightness
-            combined = sum(population / weights * (openings / (participation * population) - rate)
-                           for openings, rate, population in rates.values())
-            frame = combined.dropna().rename("value").rename_axis("year").reset_index()
-            bounds.append(frame.assign(region="north_hic"))
-        south = unemployment[unemployment["region"].notna() & (unemployment["region"] != "north_hic")]
+        openings = {"USA": us_openings, "DEU": de_openings}
+        bounds: list[list[pd.DataFrame]] = [[], []]
+        for region, countries in self.vacancy_regions.items():
+            years = sorted(set.intersection(*(set(openings[iso3].index) for iso3 in countries)))
+            rates = {}
+            for iso3 in countries:
+                rate = unemployment[(unemployment["iso3"] == iso3)].set_index("year")["value"] / 100.0
+                five = working[working["iso3"] == iso3].set_index("year")["value"] * 1000.0
+                population = pd.Series(np.interp(years, five.index, five.values), index=years)
+                rates[iso3] = (openings[iso3].reindex(years), rate.reindex(years), population)
+            weights = sum(population for _, _, population in rates.values())
+            for side, participation in enumerate((PARTICIPATION[1], PARTICIPATION[0])):  # more labour: less tight
+                combined = sum(population / weights * (counted / (participation * population) - rate)
+                               for counted, rate, population in rates.values())
+                frame = combined.dropna().rename("value").rename_axis("year").reset_index()
+                bounds[side].append(frame.assign(region=region))
+        named = unemployment.assign(region=unemployment["region"].map(lambda c: self.region_names.get(c, c)))
+        south = named[named["region"].notna() & ~named["region"].isin(list(self.vacancy_regions))]
         floor = south.assign(value=-south["value"] / 100.0)[["region", "year", "value"]]
-        lower = pd.concat([bounds[0], floor], ignore_index=True)
-        return self._named(lower), self._named(bounds[1])
+        lower = pd.concat([*bounds[0], floor], ignore_index=True)
+        return self._named(lower), self._named(pd.concat(bounds[1], ignore_index=True))
 
 
 # ------------------------------------------------------------ shipped aggregates
@@ -258,7 +334,10 @@ def _population(shared: Path) -> pd.DataFrame:
     return wpp[["iso3", "year", "value"]].rename(columns={"value": "population"})
 
 
-def _regions(shared: Path) -> pd.DataFrame:
+def _regions(shared: Path, mapping: pd.Series | None = None) -> pd.DataFrame:
+    """iso3 -> region: ``mapping`` (a country -> region Series), else the shared ``locations.csv`` codes."""
+    if mapping is not None:
+        return mapping.rename("model_region").rename_axis("iso3").reset_index()
     return pd.read_csv(shared / "locations.csv", usecols=["iso3", "model_region"]).dropna()
 
 
@@ -274,21 +353,27 @@ def _weighted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def impic_region_aggregates(shared: Path = SHARED_DIR / "data",
-                            variables=("regulation_labour", "control_overall")) -> pd.DataFrame:
-    """IMPIC country scores -> population-weighted region means (the file shipped as ``impic_model_regions_used.csv``)."""
+                            variables=("regulation_labour", "control_overall"),
+                            mapping: pd.Series | None = None) -> pd.DataFrame:
+    """IMPIC country scores -> population-weighted region means (the file shipped as ``impic_model_regions_used.csv``).
+
+    ``mapping`` (iso3 -> region) cuts the regions; by default the shared ``locations.csv`` codes, which gives the
+    shipped file. A region with no IMPIC country has no rows.
+    """
     impic = pd.read_csv(shared / "impic_policy_restrictiveness.csv")
     impic = impic[impic["variable"].isin(variables) & impic["iso3"].notna()]
-    frame = impic.merge(_regions(shared), on="iso3").merge(_population(shared), on=["iso3", "year"])
+    frame = impic.merge(_regions(shared, mapping), on="iso3").merge(_population(shared), on=["iso3", "year"])
     frame = frame.rename(columns={"model_region": "region"})
     out = _weighted(frame, ["region", "year", "variable"])
     return out[["region", "year", "variable", "stat", "value"]].sort_values(["region", "variable", "year", "stat"])
 
 
-def wvs_region_aggregates(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
-    """WVS country-wave shares -> population-weighted region means by wave (``wvs_model_regions_used.csv``)."""
+def wvs_region_aggregates(shared: Path = SHARED_DIR / "data", mapping: pd.Series | None = None) -> pd.DataFrame:
+    """WVS country-wave shares -> population-weighted region means by wave (``wvs_model_regions_used.csv``);
+    ``mapping`` as for :func:`impic_region_aggregates`."""
     wvs = pd.read_csv(shared / "wvs_immigration_policy_preference.csv")
     wvs = wvs[wvs["variable"] == "share_restrictive"]
-    frame = wvs.merge(_regions(shared), on="iso3").merge(_population(shared), on=["iso3", "year"])
+    frame = wvs.merge(_regions(shared, mapping), on="iso3").merge(_population(shared), on=["iso3", "year"])
     frame = frame.rename(columns={"model_region": "region"})
     windows = frame.groupby(["region", "wave"])["year"].agg(year_first="min", year_last="max").reset_index()
     out = _weighted(frame, ["region", "wave", "variable"]).merge(windows, on=["region", "wave"])
@@ -306,6 +391,25 @@ def wdi_unemployment(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
                       & (regions["stat"] == "mean_popweighted")].assign(iso3="")
     columns = ["iso3", "region", "year", "value"]
     return pd.concat([countries[columns], regions[columns]], ignore_index=True)
+
+
+def wdi_region_unemployment(countries: pd.DataFrame, population: pd.DataFrame, mapping: pd.Series) -> pd.DataFrame:
+    """WDI unemployment rates (%) of ``countries`` (``iso3, year, value``) -> population-weighted region means.
+
+    ``population`` gives ``iso3, year, value`` (WPP 2024 1 July, any unit): the weights the shared folder's
+    ``wdi_model_regions.csv`` uses, rounded as it is (4 decimals), so the shipped mapping's codes give its means.
+    Returns the region rows of ``wdi_unemployment.csv`` (``iso3`` empty).
+    """
+    # a country WPP has no population for (the Channel Islands, CHI) is left out, as the shared means leave it
+    frame = countries.merge(population.rename(columns={"value": "population"}), on=["iso3", "year"])
+    frame = frame.assign(region=frame["iso3"].map(mapping)).dropna(subset=["region", "value"])
+    rows = []
+    for (region, year), group in frame.groupby(["region", "year"]):
+        weights = group["population"]
+        if weights.sum() > 0:
+            rows.append({"iso3": "", "region": region, "year": int(year),
+                         "value": round(float((group["value"] * weights).sum() / weights.sum()), 4)})
+    return pd.DataFrame(rows, columns=["iso3", "region", "year", "value"])
 
 
 def working_age_usa_deu(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
@@ -348,5 +452,6 @@ def write_shipped_files(shared: Path = SHARED_DIR / "data", out: Path = CALIBRAT
     return written
 
 
-__all__ = ["CITATIONS", "PARTICIPATION", "PoliticalData", "SERIES", "impic_region_aggregates",
-           "write_shipped_files", "wvs_region_aggregates"]
+__all__ = ["CITATIONS", "PARTICIPATION", "PROXY_COUNTRIES", "PoliticalData", "ROUTE_DESTINATIONS", "SERIES",
+           "VACANCY_COUNTRIES", "impic_region_aggregates", "wdi_region_unemployment", "write_shipped_files",
+           "wvs_region_aggregates"]

@@ -53,12 +53,13 @@ def calibrate(settings_path: Path | None = None, *, model=None, directory: Path 
 
     model = model or load_model(calibration=None)
     settings_path = Path(settings_path or CALIBRATION_DIR / "calibrate.toml")
-    settings = load_settings(settings_path, model)
-    version = _version(directory, resume)
-    stem = directory / f"calibrated_v{version}"
-    # the data beside the settings: a model folder written by migsd regions carries its own calibration/
+    # the data beside the settings: a model folder written by migsd regions carries its own calibration/, whose
+    # political-core series are by its regions
     data = CalibrationData(settings_path.parent) if (settings_path.parent / "regions.csv").is_file() else (
         CalibrationData())
+    settings = load_settings(settings_path, model, data_directory=data.directory)
+    version = _version(directory, resume)
+    stem = directory / f"calibrated_v{version}"
     problem = make_problem(model, settings, data)
     started = time.perf_counter()
     fitted = fit(problem, settings, EvaluationLog(stem.with_name(stem.name + ".evaluations.npz")), progress)
