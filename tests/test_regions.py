@@ -153,7 +153,8 @@ def test_a_recut_calibrates_afresh_not_from_the_parent_calibration(two_regions):
     assert [a for a in parent if not a.startswith("start =")] == [b for b in carried if not b.startswith("# start:")]
     from migsd.calibration.fit import load_settings
 
-    assert load_settings(two_regions.folder / "calibration" / "calibrate.toml").start is None
+    own = two_regions.folder / "calibration"
+    assert load_settings(own / "calibrate.toml", data_directory=own).start is None
 
 
 def test_a_scenario_naming_an_element_the_new_model_lacks_is_refused_naming_it(two_regions, tmp_path):
