@@ -109,7 +109,8 @@ def test_a_fit_started_from_a_calibration_is_at_least_as_good_as_it(uncalibrated
 def test_a_start_file_that_is_not_there_is_named(tmp_path, uncalibrated):
     shutil.copytree(CALIBRATION_DIR, tmp_path / "calibration", ignore=shutil.ignore_patterns("parameters", "data"))
     settings = tmp_path / "calibration" / "calibrate.toml"
-    settings.write_text('start = "parameters/calibrated_v9.csv"\n' + settings.read_text())
+    text = "\n".join(line for line in settings.read_text().splitlines() if not line.startswith("start ="))
+    settings.write_text('start = "parameters/calibrated_v9.csv"\n' + text + "\n")
     with pytest.raises(DataError, match=r"calibrate.toml: start = 'parameters/calibrated_v9.csv': no such file "
                                         r"\(relative to .*calibration\); give a calibrated_vN.csv"):
         load_settings(settings, uncalibrated, CALIBRATION_DIR)
