@@ -65,6 +65,8 @@ def test_cli_exit_code_is_non_zero_on_a_unit_error(capsys):
         ("bad_stat.toml", r"expect 1: stat 'median' is not one of max, min"),
         ("no_bound.toml", r"expect 1: give a bound, 'below' and/or 'above'"),
         ("bad_element.toml", r"'Mars' is not an element of Destination"),
+        ("bad_against.toml", r"expect 1: against 'status quo' is not one of 'baseline' \(the run without the check's "
+                             r"set and force\)"),
     ],
 )
 def test_bad_check_files_are_rejected_naming_file_and_key(model, fixture, message):
@@ -87,6 +89,21 @@ def test_a_failing_behaviour_check_makes_the_cli_fail(capsys):
     assert main(["check", str(DATA / "models" / "reality.mdl")]) == 1
     out = capsys.readouterr().out
     assert "FAIL: stock grows without inflow" in out and "behaviour checks: 1 of 2 hold" in out
+
+
+def test_a_check_against_the_baseline_reads_the_change_an_input_makes(decay_model, tmp_path):
+    (tmp_path / "checks.toml").write_text(
+        '[[check]]\nname = "a shorter stay leaves less"\nset = { "residence time[North]" = 5 }\n'
+        '  [[check.expect]]\n  variable = "Amount"\n  where = { region = "North" }\n  stat = "final"\n'
+        '  against = "baseline"\n  above = 23.6\n  below = 23.8\n'
+        '  [[check.expect]]\n  variable = "Amount"\n  where = { region = "South" }\n  stat = "abs_max"\n'
+        '  against = "baseline"\n  below = 0.0\n')
+    (check,) = load_checks(tmp_path / "checks.toml", decay_model)
+    result = run_check(decay_model, check)
+    # Euler at TIME STEP 0.5 to year 10: 100 x 0.9^20 = 12.1577 against the baseline's 100 x 0.95^20 = 35.8486
+    assert result.passed, str(result)
+    assert "ok: final of 'Amount'[region=North] minus its baseline (no set or force) >= 23.6 and <= 23.8 " \
+           "(found 23.6909)" in str(result)
 
 
 def test_time_step_halving_is_reported_per_stock(decay_model):

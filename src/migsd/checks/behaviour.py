@@ -19,8 +19,12 @@ holds ``[[check]]`` tables::
     to = 2100
     stat = "abs_max"                    # max, min, abs_max, total, final, max_relative_change
     below = 0.0                         # and/or above: bounds, inclusive
+    against = "baseline"                # optional: of the change from the same run without set/force
 
 The statistic is taken over every selected element and time, giving one number.
+With ``against = "baseline"`` it is taken of the difference from the check's own
+scenario run without its ``set`` and ``force``, so a check of what an input does
+holds at any calibration, not only at the one its bounds were read off.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from ..names import canonical, did_you_mean
 from ..tomlfiles import check_table, read_toml
 
 CHECK_KEYS = ("name", "description", "scenario", "final_time", "set", "force", "expect")
-EXPECT_KEYS = ("variable", "where", "from", "to", "stat", "below", "above")
+EXPECT_KEYS = ("variable", "where", "from", "to", "stat", "below", "above", "against")
+AGAINST = ("baseline",)
 STATS = ("max", "min", "abs_max", "total", "final", "max_relative_change")
 
 
@@ -50,6 +55,8 @@ class Expectation:
     end: float | None = None
     below: float | None = None
     above: float | None = None
+    #: "baseline": the statistic is of the change from the run without the check's set and force
+    against: str | None = None
 
     def describe(self) -> str:
         where = "".join(f"[{k}={v}]" for k, v in self.where.items())
@@ -60,10 +67,13 @@ class Expectation:
             text for text in (f">= {self.above:g}" if self.above is not None else "",
                               f"<= {self.below:g}" if self.below is not None else "") if text
         )
-        return f"{self.stat} of '{self.variable}'{where}{window} {bounds}"
+        change = " minus its baseline (no set or force)" if self.against == "baseline" else ""
+        return f"{self.stat} of '{self.variable}'{where}{change}{window} {bounds}"
 
-    def evaluate(self, dataset: xr.Dataset) -> tuple[bool, float]:
+    def evaluate(self, dataset: xr.Dataset, baseline: xr.Dataset | None = None) -> tuple[bool, float]:
         values = dataset[self.variable]
+        if self.against == "baseline":
+            values = values - baseline[self.variable]
         for dim, elements in self.where.items():
             values = values.sel({dim: elements})
         if "time" in values.dims:
@@ -188,8 +198,12 @@ def _expectation(model, item, where: str) -> Expectation:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ScenarioError(f"{where}: '{key}' must be a number, got {value!r}")
             bounds[key] = float(value)
+    against = item.get("against")
+    if against is not None and against not in AGAINST:
+        raise ScenarioError(f"{where}: against {against!r} is not one of {', '.join(map(repr, AGAINST))} "
+                            "(the run without the check's set and force)")
     return Expectation(variable.name, stat, selection, bounds.get("from"), bounds.get("to"),
-                       bounds.get("below"), bounds.get("above"))
+                       bounds.get("below"), bounds.get("above"), against)
 
 
 def run_check(model, check: BehaviourCheck) -> CheckResult:
@@ -201,11 +215,14 @@ def run_check(model, check: BehaviourCheck) -> CheckResult:
     try:
         dataset = model.run(scenario=check.scenario, params=check.params or None, force=check.force or None,
                             return_columns=columns, engine="batched", **options)
+        baseline = None
+        if any(e.against == "baseline" for e in check.expect):
+            baseline = model.run(scenario=check.scenario, return_columns=columns, engine="batched", **options)
     except MigsdError as error:
         return CheckResult(check, False, [f"the run failed: {error}"])
     lines, passed = [], True
     for expectation in check.expect:
-        ok, number = expectation.evaluate(dataset)
+        ok, number = expectation.evaluate(dataset, baseline)
         passed &= ok
         lines.append(f"{'ok' if ok else 'violated'}: {expectation.describe()} (found {number:.6g})")
     return CheckResult(check, passed, lines)
