@@ -293,13 +293,8 @@ def series_pointwise(likelihood: Likelihood, model: np.ndarray, data: np.ndarray
     density of the series.
     """
     model = np.asarray(model, dtype=float)
-    runs = model.shape[0]
-    scale = _column(nuisance.noise, runs, model.ndim)
-    if likelihood.proxy:
-        scale = np.sqrt(scale**2 + likelihood.proxy**2)
-    rho = _column(nuisance.ar1, runs, model.ndim)
-    bias = _column(nuisance.bias, runs, model.ndim)
-    factor = _column(nuisance.factor, runs, model.ndim)
+    scale, rho, bias = _error_terms(likelihood, nuisance, model)
+    factor = _column(nuisance.factor, model.shape[0], model.ndim)
     with np.errstate(divide="ignore", invalid="ignore"):
         if likelihood.log_scale:
             residual = np.log(data)[None] - np.log(model) - np.log(factor) - bias
@@ -325,6 +320,15 @@ def series_pointwise(likelihood: Likelihood, model: np.ndarray, data: np.ndarray
     return np.where(np.isfinite(out), out, -np.inf)
 
 
+def _error_terms(likelihood: Likelihood, nuisance: Nuisance, model: np.ndarray):
+    """Per-run error scale (noise and proxy error in quadrature), AR(1) coefficient and bias, shaped for ``model``."""
+    runs, ndim = model.shape[0], model.ndim
+    scale = _column(nuisance.noise, runs, ndim)
+    if likelihood.proxy:
+        scale = np.sqrt(scale**2 + likelihood.proxy**2)
+    return scale, _column(nuisance.ar1, runs, ndim), _column(nuisance.bias, runs, ndim)
+
+
 def band_pointwise(likelihood: Likelihood, model: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     """Soft constraint: a half-normal penalty on the log distance outside the band (zero inside)."""
     low, high = math.log(band[0]), math.log(band[1])
@@ -343,12 +347,7 @@ def value_pointwise(likelihood: Likelihood, model: np.ndarray, value: float) -> 
 def replicate(likelihood: Likelihood, model: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> np.ndarray:
     """Posterior predictive draws of a series: the model with its errors (and bias) added."""
     model = np.asarray(model, dtype=float) * _column(nuisance.factor, np.shape(model)[0], np.ndim(model))
-    runs = model.shape[0]
-    scale = _column(nuisance.noise, runs, model.ndim)
-    if likelihood.proxy:
-        scale = np.sqrt(scale**2 + likelihood.proxy**2)
-    rho = _column(nuisance.ar1, runs, model.ndim)
-    bias = _column(nuisance.bias, runs, model.ndim)
+    scale, rho, bias = _error_terms(likelihood, nuisance, model)
     if likelihood.kind == "student_t":
         shocks = rng.standard_t(likelihood.nu, size=model.shape)
     else:
