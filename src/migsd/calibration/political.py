@@ -172,22 +172,25 @@ class PoliticalData:
             raise DataError(f"unknown political-core series '{name}'; known: {', '.join(SERIES)}."
                             + did_you_mean(name, list(SERIES)))
         if name not in self._derived:
-            # one series at a time: a folder may lack a file (IMPIC, WVS without the shared data) its targets skip
-            derive = {"impic:regulation_labour": lambda: self._impic("regulation_labour"),
-                      "impic:control_overall": lambda: self._impic("control_overall"),
-                      "wvs:share_restrictive": self._wvs,
-                      "gallup:decreased": lambda: self._transcribed()[0],
-                      "eurobarometer:immigration": lambda: self._transcribed()[1],
-                      "gss:reduced": self._gss, "iom:dead_or_missing": self._iom,
-                      "tightness:lower": lambda: self._tightness()[0],
-                      "tightness:upper": lambda: self._tightness()[1]}[name]
-            self._derived[name] = derive()
+            # one file's series at a time: a folder may lack a file (IMPIC, WVS without the shared data) its
+            # targets skip; series derived from the same file are kept together
+            self._derived.update(self._derive(name))
         frame = self._derived[name]
         return frame.sort_values(["region", "year"]).reset_index(drop=True)
 
     @cached_property
     def _derived(self) -> dict[str, pd.DataFrame]:
-        return {}
+        return {}  # filled by series() as they are asked for (the dataclass is frozen, its cache is not)
+
+    def _derive(self, name: str) -> dict[str, pd.DataFrame]:
+        if name.startswith("impic:"):
+            return {name: self._impic(name.split(":", 1)[1])}
+        if name in ("gallup:decreased", "eurobarometer:immigration"):
+            return dict(zip(("gallup:decreased", "eurobarometer:immigration"), self._transcribed()))
+        if name.startswith("tightness:"):
+            return dict(zip(("tightness:lower", "tightness:upper"), self._tightness()))
+        return {name: {"wvs:share_restrictive": self._wvs, "gss:reduced": self._gss,
+                       "iom:dead_or_missing": self._iom}[name]()}
 
     @cached_property
     def mapping(self) -> pd.Series:
