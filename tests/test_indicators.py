@@ -63,3 +63,32 @@ def test_a_yield_year_quantile_over_runs_none_of_which_yield_is_nan_without_a_wa
         warnings.simplefilter("error")
         median = yield_year_quantile(years, 0.5)
     assert np.isnan(median.values[0]) and median.values[1] == 2050.0
+
+
+def _yield_year_by_definition(values, times, reference_year, drop, hold):
+    """The definition read literally, one run at a time: the reference the vectorised count must equal."""
+    reference = np.interp(reference_year, times, values)
+    for time in times:
+        if time + hold > times[-1]:
+            return np.nan
+        window = (times >= time) & (times <= time + hold)
+        if time >= reference_year and np.all(values[window] <= reference - drop):
+            return time
+    return np.nan
+
+
+@pytest.mark.parametrize("saveper, hold, reference_year", [(1.0, 5.0, 2020.0), (0.5, 2.0, 2020.25), (1.0, 0.0, 2021.0)])
+def test_the_yield_year_of_many_runs_is_each_run_s_by_the_definition(saveper, hold, reference_year):
+    rng = np.random.default_rng(7)
+    times = np.arange(2015.0, 2040.0 + saveper / 2, saveper)
+    # random walks downwards from 0.5, some never falling far enough, one broken run (NaN)
+    steps = rng.normal(-0.004, 0.03, size=(40, 3, times.size))
+    values = 0.5 + np.cumsum(steps, axis=-1)
+    values[5, 1, 10:] = np.nan
+    r = xr.DataArray(values, dims=("run", "scenario", "time"), coords={"time": times})
+    years = yield_year(r, reference_year=reference_year, drop=0.1, hold=hold)
+    assert years.dims == ("run", "scenario")
+    expected = np.array([[_yield_year_by_definition(values[i, j], times, reference_year, 0.1, hold)
+                          for j in range(3)] for i in range(40)])
+    np.testing.assert_array_equal(years.values, expected)
+    assert np.isfinite(expected).sum() > 10 and np.isnan(expected).sum() > 5  # both outcomes are exercised

@@ -50,20 +50,26 @@ def yield_year(
     times = restrictiveness["time"].values.astype(float)
     if not (times[0] <= reference_year <= times[-1]):
         raise MigsdError(f"yield_year: reference year {reference_year} is outside the run ({times[0]}-{times[-1]})")
-    reference = restrictiveness.interp(time=reference_year)
-    below = (restrictiveness <= reference - drop) & (restrictiveness["time"] >= reference_year)
-    below = below.transpose("time", ...).values
-    last_time = times[-1]
-    result = np.full(below.shape[1:], np.nan)
-    for index in np.ndindex(*below.shape[1:]):
-        column = below[(slice(None), *index)]
-        for position, time in enumerate(times):
-            if time + hold > last_time:
-                break
-            window = (times >= time) & (times <= time + hold)
-            if column[window].all():
-                result[index] = time
-                break
+    values = restrictiveness.transpose("time", ...).values
+    # the level at the reference year, linear between the saved years around it (as xarray's interp)
+    right = min(int(np.searchsorted(times, reference_year, side="left")), len(times) - 1)
+    left = max(right - 1, 0)
+    if times[right] == reference_year or right == left:
+        reference = values[right]
+    else:
+        share = (reference_year - times[left]) / (times[right] - times[left])
+        reference = values[left] + share * (values[right] - values[left])
+    below = (values <= reference - drop) & (times >= reference_year).reshape((-1,) + (1,) * (values.ndim - 1))
+    # a year t qualifies when every saved year of [t, t + hold] is below: with the count of years below
+    # up to each year, that is one subtraction per year and run instead of a loop over the runs
+    inside = times + hold <= times[-1]
+    ends = np.searchsorted(times, times + hold, side="right")
+    counted = np.concatenate([np.zeros((1,) + below.shape[1:], dtype=np.int64), np.cumsum(below, axis=0)])
+    starts = np.arange(len(times))
+    qualifies = (counted[ends] - counted[starts]) == (ends - starts).reshape((-1,) + (1,) * (below.ndim - 1))
+    qualifies &= inside.reshape((-1,) + (1,) * (below.ndim - 1))
+    first = np.argmax(qualifies, axis=0)
+    result = np.where(qualifies.any(axis=0), times[first], np.nan)
     other_dims = [d for d in restrictiveness.dims if d != "time"]
     return xr.DataArray(
         result,

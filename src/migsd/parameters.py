@@ -306,11 +306,30 @@ def _scalar_or_points(value, where) -> float | Points:
     )
 
 
+def _evaluate(item, time: float | None):
+    if isinstance(item, Points):
+        return float(item.at(np.asarray([time]))[0]) if time is not None else float(item.values[0])
+    return item
+
+
+def _fill_values(default: xr.DataArray, entries: dict, time: float | None) -> np.ndarray:
+    """:func:`_fill`'s values as a float array: every run packs its constants so, and xarray's ``.loc``
+    per element cost more than the simulation itself of a compiled run."""
+    values = default.values.astype(float)  # a copy
+    for element_key, item in entries.items():
+        if element_key == ALL:
+            values[...] = _evaluate(item, time)
+            continue
+        if not all(isinstance(e, str) and d in default.indexes for d, e in zip(default.dims, element_key)):
+            return _fill(default, entries, time).values.astype(float)
+        index = tuple(default.indexes[d].get_loc(e) for d, e in zip(default.dims, element_key))
+        values[index + (...,)] = _evaluate(item, time)
+    return values
+
+
 def _fill(default: xr.DataArray, entries: dict, time: float | None) -> xr.DataArray:
     def evaluate(item):
-        if isinstance(item, Points):
-            return float(item.at(np.asarray([time]))[0]) if time is not None else float(item.values[0])
-        return item
+        return _evaluate(item, time)
 
     values = default.copy(deep=True)
     for element_key, item in entries.items():

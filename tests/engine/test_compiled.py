@@ -7,6 +7,7 @@ kernel is compiled once per model content into the translation cache
 compile), so the shipped model's compile is paid once per cache.
 """
 
+import platform
 import json
 import os
 import subprocess
@@ -184,3 +185,45 @@ def test_the_conformance_command_lists_the_compiled_backend_s_agreement(tmp_path
     printed = capsys.readouterr().out
     assert "| `abs/test_abs.mdl` | passes |" in printed
     assert "The compiled backend against the numpy engine" in printed and "Vensim: 1 models: 1 agrees" in printed
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="reads x86 vector instructions")
+def test_the_kernel_compiles_with_the_slp_vectoriser_and_leaves_numba_s_setting_as_it_was():
+    import numba
+    from numba import njit
+
+    from migsd.engine.numba_codegen import _vectorised
+
+    def adjacent(V):  # the shape of a kernel's statements: one equation's elements on adjacent cells
+        V[40] = V[80] * V[120] + 2.0
+        V[41] = V[81] * V[121] + 2.0
+        V[42] = V[82] * V[122] + 2.0
+        V[43] = V[83] * V[123] + 2.0
+        return 0
+
+    before = numba.config.SLP_VECTORIZE
+    with _vectorised():
+        assert numba.config.SLP_VECTORIZE == 1
+        packed = njit("i8(f8[::1])")(adjacent)
+    assert numba.config.SLP_VECTORIZE == before
+    plain = njit("i8(f8[::1])")(adjacent) if not before else None
+
+    def vector_multiplies(function):
+        return sum("mulpd" in line for line in next(iter(function.inspect_asm().values())).splitlines())
+
+    assert vector_multiplies(packed) >= 1
+    if plain is not None:
+        assert vector_multiplies(plain) == 0
+
+
+def test_what_only_an_initial_value_reads_is_computed_once_not_each_time_step(tmp_path):
+    source = (DATA / "models" / "decay.mdl").read_text(encoding="utf-8")
+    extra = ("first log amount[Region]=\n\tINITIAL(LN(Amount[Region] / initial amount[Region]) + 1)\n\t~\tDmnl\n"
+             "\t~\tRead once, at the start.\n\t|\n\n")
+    path = tmp_path / "initial_log.mdl"
+    path.write_text(source.replace("extra loss=", extra + "extra loss=", 1), encoding="utf-8")
+    model = migsd.load_model(path)
+    kernel = model.compile().read_text(encoding="utf-8")
+    assert kernel.count("math.log(") == 1  # the initial value, not again in the time loop
+    assert_same(model.run(engine="numpy"), model.run(engine="compiled"))
+    assert np.all(model.run(engine="compiled")["first log amount"].values == 1.0)

@@ -7,6 +7,7 @@ variable's subscript dims, finite numbers, and elements that exist.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -15,7 +16,7 @@ import xarray as xr
 
 from ..errors import ScenarioError, SizeError
 from ..names import canonical, did_you_mean
-from ..parameters import ALL, Points, _fill
+from ..parameters import ALL, Points, _fill_values
 from .codegen import variable_kinds
 
 #: Default number of runs integrated together; large enough to amortise Python's
@@ -25,7 +26,15 @@ DEFAULT_CHUNK = 1000
 
 def simulation_times(settings: dict[str, float]) -> tuple[list[float], list[bool], np.ndarray]:
     """Every integration time, whether it is saved, and the saved times, as pysd steps them."""
-    start, final, dt, saveper = (settings[k] for k in ("initial_time", "final_time", "time_step", "saveper"))
+    times, save, saved = _simulation_times(*(float(settings[k]) for k in ("initial_time", "final_time", "time_step",
+                                                                            "saveper")))
+    return list(times), list(save), saved.copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _simulation_times(start: float, final: float, dt: float, saveper: float):
+    # stepped in Python as pysd does, so the times match it to the last bit; a run asks again with the same
+    # four numbers, which is why the answer is kept
     precision = dt * 1e-5
     times, now = [], start
     while now + precision < final:
@@ -38,7 +47,7 @@ def simulation_times(settings: dict[str, float]) -> tuple[list[float], list[bool
         save.append(bool(delay % saveper < precision or -delay % saveper < precision))
     digits = -int(np.log10(precision))
     saved = np.round(np.asarray([t for t, s in zip(times, save) if s]), digits)
-    return times, save, saved
+    return tuple(times), tuple(save), saved
 
 
 def base_inputs(model, layers) -> tuple[dict, dict]:
@@ -49,9 +58,9 @@ def base_inputs(model, layers) -> tuple[dict, dict]:
         default = model.defaults[key]
         knots = sorted({t for v in entries.values() if isinstance(v, Points) for t in v.times})
         if not knots:
-            values[variable.py_name] = _fill(default, entries, None).values.astype(float)[None]
+            values[variable.py_name] = _fill_values(default, entries, None)[None]
         else:
-            frames = [_fill(default, entries, t).values.astype(float) for t in knots]
+            frames = [_fill_values(default, entries, t) for t in knots]
             values[variable.py_name] = (np.asarray(knots), np.stack(frames, axis=-1)[None])
     initial: dict = {}
     for key, entries in layers.initial.items():

@@ -240,7 +240,10 @@ class Engine:
             from .numba_codegen import load_kernel
 
             try:
-                self._kernel = load_kernel(self.compiled, self.cache, schedule(self.compiled))
+                # every variable a run can return or hold; a helper only an initial value reads (the argument
+                # of INITIAL) is not computed again each time step
+                shown = frozenset(i for i, n in self.compiled.nodes.items() if not n.internal)
+                self._kernel = load_kernel(self.compiled, self.cache, schedule(self.compiled, keep=shown))
             except ModelError as refusal:
                 self._kernel = refusal
         if isinstance(self._kernel, Exception):
@@ -258,6 +261,14 @@ class Engine:
 
 def variable_kinds(compiled: CompiledModel, series: frozenset[str] = frozenset()) -> dict[str, str]:
     """'constant', 'dynamic' or 'series' per variable, when ``series`` are given as points over time."""
+    # asked once per batch (and per single run), with the same few ``series``: kept on the compiled model
+    known = compiled.__dict__.setdefault("_variable_kinds", {})
+    if series not in known:
+        known[series] = _variable_kinds(compiled, series)
+    return dict(known[series])
+
+
+def _variable_kinds(compiled: CompiledModel, series: frozenset[str]) -> dict[str, str]:
     kind = {i: n.kind for i, n in compiled.nodes.items()}
     for ident in series:
         kind[ident] = "series"
