@@ -34,7 +34,7 @@ from migsd.explore.drive import (
     time_move,
 )
 
-MOVES = {"lever": ("open_borders_North_", "border_enforcement_North_"),
+MOVES = {"lever": ("enforcement_push_North_", "IOM_funding"),
          "uncertain parameter": ("tightening_time", "material_weight")}
 RELEASE_GOAL = 1.0
 HELD_GOAL = 0.150
