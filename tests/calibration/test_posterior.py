@@ -211,15 +211,30 @@ def test_inference_data_groups_and_downstream_draws(five_decays, tmp_path):
         migsd.load_model(five_decays.path, calibration=None, draw=3)
 
 
-def test_a_sweep_refuses_the_shipped_posterior_sampled_with_an_older_model(tmp_path):
+def test_a_sweep_samples_this_model_s_posterior_and_refuses_one_sampled_with_an_older_model(tmp_path, monkeypatch):
     # posterior_v1.nc predates the political core (calibration v2): sampling it would apply ten parameters
-    # fitted to another model, so a problem asking for it is refused, naming what to run
+    # fitted to another model, so a problem asking for it is refused, naming what to run; posterior_v2.nc
+    # was sampled with this model, and a sweep draws its members from it
+    import shutil
+
+    import migsd.calibration.posterior as posterior
     from migsd.analysis.sensitivity import load_problem
     from migsd.errors import ScenarioError
 
     model = migsd.load_model()
     path = tmp_path / "from_posterior.toml"
     path.write_text('method = "posterior"\nsamples = 16\nseed = 3\nscenarios = ["status_quo"]\n')
+    problem = load_problem(path, model)
+    shipped = posterior.latest_posterior(model=model)
+    assert shipped is not None and shipped.name != "posterior_v1.nc"
+    assert problem.ensemble.sizes["run"] == 16
+    assert set(problem.ensemble.data_vars) >= {"material weight", "shortage response exponent"}
+
+    older = tmp_path / "parameters"
+    older.mkdir()
+    shutil.copy(posterior.PARAMETERS_DIR / "posterior_v1.nc", older / "posterior_v1.nc")
+    latest = posterior.latest_posterior
+    monkeypatch.setattr(posterior, "latest_posterior", lambda directory=older, model=None: latest(directory, model))
     with pytest.raises(ScenarioError, match=r"posterior_v1.nc was sampled with another version of it; "
                                             r"run 'migsd calibrate --method posterior'"):
         load_problem(path, model)
