@@ -328,15 +328,12 @@ def _fill_values(default: xr.DataArray, entries: dict, time: float | None) -> np
 
 
 def _fill(default: xr.DataArray, entries: dict, time: float | None) -> xr.DataArray:
-    def evaluate(item):
-        return _evaluate(item, time)
-
     values = default.copy(deep=True)
     for element_key, item in entries.items():
         if element_key == ALL:
-            values[...] = evaluate(item)
+            values[...] = _evaluate(item, time)
         else:
-            values.loc[dict(zip(values.dims, element_key))] = evaluate(item)
+            values.loc[dict(zip(values.dims, element_key))] = _evaluate(item, time)
     return values
 
 
