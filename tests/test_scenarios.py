@@ -101,16 +101,20 @@ def test_scenario_objects_are_public():
     assert isinstance(read_scenario(scenario_path("status_quo")), migsd.Scenario)
 
 
-def test_packed_constants_equal_their_layered_values_element_by_element():
-    # the engine packs constants with numpy (_fill_values); the layered DataArray (_fill) is the definition
+def test_packed_constants_are_the_default_with_each_layered_value_written_in():
     import xarray as xr
 
     from migsd.parameters import ALL, Points, _fill, _fill_values
 
     default = xr.DataArray(np.arange(12.0).reshape(4, 3), dims=("region", "age"),
                            coords={"region": ["North", "Gulf", "SouthUpper", "SouthLower"], "age": ["0-14", "15-64", "65+"]})
-    entries = {ALL: 2.0, ("Gulf", "65+"): 7.5, ("SouthLower",): Points((2000.0, 2020.0), (1.0, 3.0))}
-    for time in (None, 1990.0, 2010.0, 2030.0):
-        np.testing.assert_array_equal(_fill_values(default, entries, time), _fill(default, entries, time).values)
+    entries = {ALL: 2.0, ("Gulf", "65+"): 7.5, ("SouthLower", "0-14"): Points((2000.0, 2020.0), (1.0, 3.0))}
+    for time, point in ((None, 1.0), (1990.0, 1.0), (2010.0, 2.0), (2030.0, 3.0)):
+        expected = np.full((4, 3), 2.0)
+        expected[1, 2], expected[3, 0] = 7.5, point
+        np.testing.assert_array_equal(_fill_values(default, entries, time), expected)
+        filled = _fill(default, entries, time)
+        np.testing.assert_array_equal(filled.values, expected)
+        assert filled.dims == default.dims and list(filled["age"].values) == ["0-14", "15-64", "65+"]
     packed = _fill_values(default, {("Gulf", "65+"): 7.5}, None)
     assert packed[1, 2] == 7.5 and default.values[1, 2] == 5.0  # the default is not written to

@@ -59,15 +59,17 @@ def yield_year(
     else:
         share = (reference_year - times[left]) / (times[right] - times[left])
         reference = values[left] + share * (values[right] - values[left])
-    below = (values <= reference - drop) & (times >= reference_year).reshape((-1,) + (1,) * (values.ndim - 1))
+
+    def per_year(flags):  # one value per saved year, against every run
+        return flags.reshape((-1,) + (1,) * (values.ndim - 1))
+
+    below = (values <= reference - drop) & per_year(times >= reference_year)
     # a year t qualifies when every saved year of [t, t + hold] is below: with the count of years below
     # up to each year, that is one subtraction per year and run instead of a loop over the runs
-    inside = times + hold <= times[-1]
     ends = np.searchsorted(times, times + hold, side="right")
-    counted = np.concatenate([np.zeros((1,) + below.shape[1:], dtype=np.int64), np.cumsum(below, axis=0)])
     starts = np.arange(len(times))
-    qualifies = (counted[ends] - counted[starts]) == (ends - starts).reshape((-1,) + (1,) * (below.ndim - 1))
-    qualifies &= inside.reshape((-1,) + (1,) * (below.ndim - 1))
+    counted = np.concatenate([np.zeros((1,) + below.shape[1:], dtype=np.int64), np.cumsum(below, axis=0)])
+    qualifies = ((counted[ends] - counted[starts]) == per_year(ends - starts)) & per_year(times + hold <= times[-1])
     first = np.argmax(qualifies, axis=0)
     result = np.where(qualifies.any(axis=0), times[first], np.nan)
     other_dims = [d for d in restrictiveness.dims if d != "time"]

@@ -313,28 +313,21 @@ def _evaluate(item, time: float | None):
 
 
 def _fill_values(default: xr.DataArray, entries: dict, time: float | None) -> np.ndarray:
-    """:func:`_fill`'s values as a float array: every run packs its constants so, and xarray's ``.loc``
-    per element cost more than the simulation itself of a compiled run."""
+    """The default's values with the layered ``entries`` (whole variable or one element each) written in.
+
+    numpy positions instead of xarray's ``.loc`` per element: every run packs its constants so, and ``.loc``
+    cost more than the simulation itself of a compiled run. Element keys are checked when layered.
+    """
     values = default.values.astype(float)  # a copy
     for element_key, item in entries.items():
-        if element_key == ALL:
-            values[...] = _evaluate(item, time)
-            continue
-        if not all(isinstance(e, str) and d in default.indexes for d, e in zip(default.dims, element_key)):
-            return _fill(default, entries, time).values.astype(float)
-        index = tuple(default.indexes[d].get_loc(e) for d, e in zip(default.dims, element_key))
-        values[index + (...,)] = _evaluate(item, time)
+        index = ... if element_key == ALL else tuple(
+            default.indexes[d].get_loc(e) for d, e in zip(default.dims, element_key))
+        values[index] = _evaluate(item, time)
     return values
 
 
 def _fill(default: xr.DataArray, entries: dict, time: float | None) -> xr.DataArray:
-    values = default.copy(deep=True)
-    for element_key, item in entries.items():
-        if element_key == ALL:
-            values[...] = _evaluate(item, time)
-        else:
-            values.loc[dict(zip(values.dims, element_key))] = _evaluate(item, time)
-    return values
+    return default.copy(data=_fill_values(default, entries, time))
 
 
 def _to_pysd_array(values: xr.DataArray, variable):
