@@ -102,8 +102,15 @@ def wait_for_stage(page, update: int, stage: str, timeout_ms: float = 60_000) ->
 
 
 def wait_for_full(page, full: int, stage: str, timeout_ms: float = 60_000) -> None:
-    page.wait_for_selector(f".run-status[data-full='{full}'][data-kind='full'][data-stage='{stage}']",
-                           timeout=timeout_ms, state="attached")
+    """Wait until full update ``full`` has reached ``stage``; 'lines' is reached too once it is 'done'.
+
+    The lines stage of a full update lasts only as long as the band's runs (a
+    few tenths of a second) and a wait polls the page: asking for that stage
+    alone could miss it, and then waited for an update that had already finished.
+    """
+    stages = ("lines", "done") if stage == "lines" else (stage,)
+    selector = ", ".join(f".run-status[data-full='{full}'][data-kind='full'][data-stage='{s}']" for s in stages)
+    page.wait_for_selector(selector, timeout=timeout_ms, state="attached")
 
 
 def handle_position(page, css_key: str) -> tuple[float, float, dict]:
