@@ -416,3 +416,36 @@ def test_a_release_while_its_lines_are_running_waits_for_them_instead_of_running
     asyncio.run(asyncio.wait_for(hold_then_let_go(), timeout=120))
     assert compared == [7] and len(spread) == 1
     assert "data-kind='full'" in page.status.object and "data-stage='done'" in page.status.object
+
+
+def test_a_redraw_sends_each_chart_one_update_holding_only_the_columns_that_changed(explorer):
+    """Every update of a chart's source makes the browser lay out and repaint it: one per chart and redraw, and a
+    moved lever (which leaves the status quo as it was) sends no status-quo column."""
+    from bokeh.document import Document
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
+    page = Page(explorer)
+    document = Document()
+    for figure in page.charts.figures:
+        document.add_root(figure)
+    asyncio.run(page.rerun())
+    sent = []
+    document.on_change(lambda event: sent.append(event))
+    page.sliders["IOM funding"].value = 2e10
+    asyncio.run(page.rerun(band=False))
+    by_source = {}
+    for event in sent:
+        if isinstance(event, ColumnDataChangedEvent):
+            columns = set(event.model.data) if event.cols is None else set(event.cols)  # None: all of them
+            by_source.setdefault(event.model.name, []).append(columns)
+        else:
+            assert not (isinstance(event, ModelChangedEvent) and event.attr == "data"), "a whole source was resent"
+    sources = {source.name: source for source in page.charts.sources.values()}
+    assert set(by_source) == set(sources), "every chart shows the explored scenario, so every chart changes"
+    for name, updates in by_source.items():
+        assert len(updates) == 1, f"{name}: {len(updates)} updates for one redraw"
+        assert not any(column.endswith("|status quo") for column in updates[0]), name
+        assert all(np.isnan(sources[name].data[c]).all() for c in updates[0] if c.endswith(("|low", "|high")))
+    runs = page._lines[1].runs
+    restrictiveness = sources["source Restrictiveness"].data["North|now"]
+    assert np.array_equal(restrictiveness, runs["Restrictiveness"].sel(scenario="explored", region="North").values)

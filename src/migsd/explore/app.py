@@ -320,7 +320,6 @@ class Page:
         with pn.io.unlocked():
             self.error.visible = False
             self.charts.show_runs(outcome.runs, EXPLORED, STATUS_QUO)
-            self.charts.show_band(None)
             self.yield_text.object = _yield_html(outcome.runs, None, self.explorer.runner.member_count, held=not band)
             self.status.object = _status_html(ticket, "lines", f"{outcome.count} run(s) in {outcome.seconds:.2f} s",
                                               changes, full=full, kind=kind)

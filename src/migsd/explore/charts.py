@@ -118,14 +118,20 @@ class ChartSet:
         return plot
 
     def show_runs(self, runs: xr.Dataset, explored: str, status_quo: str) -> None:
-        """Lines of the explored scenario and of the status quo (bands kept until :meth:`show_band`)."""
+        """Lines of the explored scenario and of the status quo; the band is cleared until :meth:`show_band`.
+
+        Each chart's source gets one update holding only the columns that changed:
+        every update of a source makes the browser lay out and repaint its chart,
+        and that repaint, not the run, is most of the time from a slider's move to
+        its redrawn charts (``benchmarks/explorer_latency.py``).
+        """
         for chart in CHARTS:
-            source = self.sources[chart.variable]
-            data = dict(source.data)
+            changed = {}
             for scenario, part in ((explored, "now"), (status_quo, "status quo")):
                 for label, values in chart.lines(runs[chart.variable].sel(scenario=scenario)).items():
-                    data[f"{label}|{part}"] = values
-            source.data = data
+                    changed[f"{label}|{part}"] = values
+            changed.update(self._band_columns(chart, None))
+            self._update(chart, changed)
         year = float(runs[YIELD_VARIABLE].sel(scenario=explored)) if YIELD_VARIABLE in runs else math.nan
         self.yield_span.visible = not math.isnan(year)
         if not math.isnan(year):
@@ -138,17 +144,25 @@ class ChartSet:
     def show_band(self, band: xr.Dataset | None) -> None:
         """The ensemble's spread; ``None`` clears it."""
         for chart in CHARTS:
-            source = self.sources[chart.variable]
-            data = dict(source.data)
-            for label in self.labels[chart.variable]:
-                for part in ("low", "high"):
-                    data[f"{label}|{part}"] = np.full(self.times.size, np.nan)
-            if band is not None:
-                for part, quantile in (("low", 0), ("high", 1)):
-                    values = band[chart.variable].isel(quantile=quantile)
-                    for label, line in chart.lines(values).items():
-                        data[f"{label}|{part}"] = line
-            source.data = data
+            self._update(chart, self._band_columns(chart, band))
+
+    def _band_columns(self, chart: Chart, band: xr.Dataset | None) -> dict[str, np.ndarray]:
+        columns = {f"{label}|{part}": np.full(self.times.size, np.nan)
+                   for label in self.labels[chart.variable] for part in ("low", "high")}
+        if band is not None:
+            for part, quantile in (("low", 0), ("high", 1)):
+                for label, line in chart.lines(band[chart.variable].isel(quantile=quantile)).items():
+                    columns[f"{label}|{part}"] = line
+        return columns
+
+    def _update(self, chart: Chart, columns: dict[str, np.ndarray]) -> None:
+        """Send the source of ``chart`` the columns that differ from what it shows (nothing if none does)."""
+        source = self.sources[chart.variable]
+        shown = source.data
+        changed = {name: values for name, values in columns.items()
+                   if not np.array_equal(shown[name], values, equal_nan=True)}
+        if changed:
+            source.data.update(changed)
 
 
 def chart_labels(run: xr.Dataset) -> dict[str, list[str]]:
