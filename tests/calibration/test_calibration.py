@@ -348,3 +348,17 @@ def test_the_ensemble_narrows_its_proposal_until_enough_members_are_distinct(mon
     monkeypatch.setattr(fitting, "PROPOSAL_SCALES", (0.05,))
     _, wide = fitting.ensemble(Sharp(), settings, best, 1.0, np.zeros(6), np.ones(6), Log())
     assert wide < ess
+
+
+@pytest.mark.parametrize("select", [{}, {"region": "b"}, {"region": ["a", "c"]}])
+def test_a_target_at_its_years_is_the_selection_with_year_for_time(select):
+    """Built directly for speed, it must be what ``.sel(time=years).rename(time="year").assign_coords(...)`` gives."""
+    from migsd.calibration.fit import _at_years
+
+    rng = np.random.default_rng(3)
+    values = xr.DataArray(rng.random((3, 35, 4)), dims=("run", "time", "region"),
+                          coords={"time": np.arange(1990.0, 2025.0), "region": list("abcd")}, name="Residents",
+                          attrs={"units": "Person"}).sel(select)
+    years = (1990, 2000, 2010, 2020)
+    expected = values.sel(time=list(years)).rename(time="year").assign_coords(year=list(years))
+    xr.testing.assert_identical(_at_years(values, years), expected)

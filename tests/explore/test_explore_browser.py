@@ -146,22 +146,16 @@ def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page
                     ", ".join(f"{s:.2f}" for s in seconds))
 
 
-def test_waiting_for_the_lines_of_a_full_update_that_has_already_finished_returns_at_once():
+def test_waiting_for_the_lines_of_a_full_update_that_has_already_finished_returns_at_once(page):
     """A full update's 'lines' stage lasts only as long as the band's runs; a wait that polls after it has become
     'done' must not wait for it (the benchmark's second move of a kind used to time out so)."""
-    from playwright.sync_api import sync_playwright
-
-    from migsd.explore.drive import CHROMIUM_FLAGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=list(CHROMIUM_FLAGS))
-        try:
-            tab = browser.new_page()
-            tab.set_content("<div class='run-status' data-update='7' data-full='3' data-kind='full' "
-                            "data-stage='done'></div>")
-            wait_for_full(tab, 3, "lines", timeout_ms=5_000)
-            wait_for_full(tab, 3, "done", timeout_ms=5_000)
-            with pytest.raises(Exception, match="Timeout"):
-                wait_for_full(tab, 4, "lines", timeout_ms=500)
-        finally:
-            browser.close()
+    tab = page.context.browser.new_page()  # beside the explorer's page, in the same browser (one Playwright per process)
+    try:
+        tab.set_content("<div class='run-status' data-update='7' data-full='3' data-kind='full' "
+                        "data-stage='done'></div>")
+        wait_for_full(tab, 3, "lines", timeout_ms=5_000)
+        wait_for_full(tab, 3, "done", timeout_ms=5_000)
+        with pytest.raises(Exception, match="Timeout"):
+            wait_for_full(tab, 4, "lines", timeout_ms=500)
+    finally:
+        tab.close()
