@@ -149,7 +149,8 @@ def test_the_charts_follow_a_held_slider_and_the_band_waits_for_its_release(page
 def test_waiting_for_the_lines_of_a_full_update_that_has_already_finished_returns_at_once(page):
     """A full update's 'lines' stage lasts only as long as the band's runs; a wait that polls after it has become
     'done' must not wait for it (the benchmark's second move of a kind used to time out so)."""
-    tab = page.context.browser.new_page()  # beside the explorer's page, in the same browser (one Playwright per process)
+    # beside the explorer's page, in the same browser: one Playwright per process
+    tab = page.context.browser.new_page()
     try:
         tab.set_content("<div class='run-status' data-update='7' data-full='3' data-kind='full' "
                         "data-stage='done'></div>")
