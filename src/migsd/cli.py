@@ -116,7 +116,8 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .calibration.data import CalibrationData, check_regions, mdl_inputs, mdl_text, replace_definitions
+    from .calibration.data import CalibrationData, check_regions, mdl_text, replace_definitions
+    from .calibration.inputs import mdl_inputs
     from .model import load_model
     from .paths import DEFAULT_MODEL
 

@@ -6,7 +6,7 @@
 - ``migsd.mdl``: the ``Region`` range (and any range whose elements are regions)
   rewritten; every data-derived definition regenerated from the country-level
   data of ``calibration/data/countries`` summed over the mapping, through the
-  same code as ``migsd data --write`` (:func:`migsd.calibration.data.mdl_inputs`);
+  same code as ``migsd data --write`` (:func:`migsd.calibration.inputs.mdl_inputs`);
   every other constant with one value per region given each new region's value
   from its *parent* (the shipped region most of its 1990 population falls in,
   which is the income-group/GCC rule the shipped regions are cut by) unless the
@@ -382,7 +382,7 @@ def rewrite_mdl(text: str, regions: RegionSet, source: str = "the template") -> 
             raise RegionError(
                 f"{source}: line {entry.line}: '{name}{subscripts}' is defined element by element; the region "
                 "generator re-cuts only definitions over whole ranges (write it over [Region], or derive it from "
-                "data in migsd.calibration.data.mdl_inputs)")
+                "data in migsd.calibration.inputs.mdl_inputs)")
         if rhs is not None and dims and _NUMBERS.fullmatch(rhs) and any(d in region_dims for d in dims):
             new_rhs = _inherit(rhs, name, dims, region_dims, regions, ranges, f"{source}: line {entry.line}")
             if new_rhs != rhs:
@@ -470,12 +470,13 @@ def _check_values(regions: RegionSet, text: str) -> None:
                                   + did_you_mean(constant, sorted(known)))
 
 
-#: The names :func:`migsd.calibration.data.mdl_inputs` derives; ``build_region_model`` refuses to run while
+#: The names :func:`migsd.calibration.inputs.mdl_inputs` derives; ``build_region_model`` refuses to run while
 #: it derives one not listed here, so a table added there cannot be left un-re-cut.
 DATA_DEFINITIONS: tuple[str, ...] = (
     "initial residents by age", "initial foreign born", "births per working age person table",
     "mortality level table", "maturing rate table", "retiring rate table",
     "displacement arrivals table", "last displacement data year", "future displacement arrivals",
+    "labour tightness cycle table",
 )
 
 
@@ -626,7 +627,8 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
     >>> built.regions  # doctest: +SKIP
     ['North', 'Gulf', 'SouthUpper', 'SouthLower']
     """
-    from .calibration.data import CalibrationData, mdl_inputs, replace_definitions
+    from .calibration.data import CalibrationData, replace_definitions
+    from .calibration.inputs import mdl_inputs
 
     out, template = Path(out), Path(template)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -654,7 +656,7 @@ def build_region_model(mapping: str | Path, out: str | Path, template: str | Pat
     inputs = mdl_inputs(data, relative_mortality)
     missing = sorted(set(inputs) - set(DATA_DEFINITIONS))
     if missing:
-        raise RegionError(f"migsd.calibration.data.mdl_inputs derives {missing}, which the region generator does "
+        raise RegionError(f"migsd.calibration.inputs.mdl_inputs derives {missing}, which the region generator does "
                           "not know: add them to migsd.regions.DATA_DEFINITIONS")
     rewritten = replace_definitions(rewritten, inputs)
     mdl = out / template.name

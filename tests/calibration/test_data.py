@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from migsd.calibration.data import CalibrationData, mdl_inputs, replace_definitions
+from migsd.calibration.data import CalibrationData, replace_definitions
+from migsd.calibration.inputs import mdl_inputs
 from migsd.errors import DataError
 
 
@@ -13,6 +14,16 @@ def test_mdl_holds_the_numbers_the_data_give(model):
     text = model.path.read_text(encoding="utf-8")
     regenerated = replace_definitions(text, mdl_inputs(CalibrationData(), model.defaults["relative mortality"]))
     assert regenerated == text, "run 'migsd data --write' to refresh the .mdl from calibration/data"
+
+
+def test_measured_tightness_is_the_structural_tightness_plus_the_cycle_table(model):
+    # the .mdl reads the measured cycle as data, so the model's tightness is its stocks' plus the table
+    cycle = mdl_inputs(CalibrationData(), model.defaults["relative mortality"])["labour tightness cycle table"]
+    run = model.run(return_columns=["labour tightness", "structural labour tightness"], final_time=2040)
+    for year in (1995, 2009, 2020, 2022, 2040):
+        added = (run["labour tightness"] - run["structural labour tightness"]).sel(time=year)
+        expected = cycle.interp(year=year)
+        np.testing.assert_allclose(added.values, expected.values, atol=1e-6)
 
 
 def test_initial_stocks_match_the_un_totals(model):

@@ -14,6 +14,7 @@ from migsd.calibration.fit import POLITICAL_SCALE, TRANSCRIBED_WEIGHT, Problem, 
 from migsd.calibration.likelihood import Likelihood, Nuisance, PriorDistribution, series_pointwise
 from migsd.calibration.political import (
     COPIED_FILES,
+    CYCLE_RETURN_YEARS,
     DERIVED_FILES,
     PARTICIPATION,
     SERIES,
@@ -134,6 +135,41 @@ def test_tightness_band_brackets_and_southern_bounds_are_minus_unemployment(poli
     assert lower["Gulf", 2010] == pytest.approx(-gulf / 100)
     assert "Gulf" not in set(upper.index.get_level_values("region"))
     assert PARTICIPATION[0] < PARTICIPATION[1]
+
+
+REGIONS = ["North", "Gulf", "SouthUpper", "SouthLower"]
+
+
+def test_the_tightness_cycle_is_the_band_middle_less_a_smooth_trend(political):
+    cycle = political.tightness_cycle(REGIONS, 1990, 2100).sel(region="North").to_series()
+    lower = political.series("tightness:lower").set_index(["region", "year"])["value"].loc["North"]
+    upper = political.series("tightness:upper").set_index(["region", "year"])["value"].loc["North"]
+    years = lower.index.to_numpy()
+    inside = cycle.loc[years].to_numpy()
+    # Hodrick-Prescott's penalty leaves constants and straight lines in the trend: the cycle is orthogonal to both
+    assert abs(inside.sum()) < 1e-9
+    assert abs((inside * (years - years.mean())).sum()) < 1e-9
+    # the trend is the smooth part: its second differences are far smaller than the data's
+    trend = 0.5 * (lower + upper).to_numpy() - inside
+    assert np.abs(np.diff(trend, 2)).max() < 0.2 * np.abs(np.diff(0.5 * (lower + upper).to_numpy(), 2)).max()
+    # recessions are slack, the 2022 boom tight
+    assert cycle[2009] < -0.01 and cycle[2020] < -0.01 and cycle[2022] > 0.005
+
+
+def test_the_tightness_cycle_is_zero_outside_its_data_and_its_vacancy_regions(political):
+    cycle = political.tightness_cycle(REGIONS, 1990, 2100)
+    north = cycle.sel(region="North").to_series()
+    last = int(political.series("tightness:upper")["year"].max())
+    assert north[1990] == 0 and north[int(north.index[1])] == 0 and north[2100] == 0
+    assert north[last + CYCLE_RETURN_YEARS] == 0 and north[last] != 0
+    assert float(abs(cycle.sel(region=["Gulf", "SouthUpper", "SouthLower"])).max()) == 0
+    assert [int(y) for y in cycle["year"]] == sorted(int(y) for y in cycle["year"])
+
+
+def test_a_vacancy_region_the_model_lacks_is_refused_naming_the_mapping(political):
+    with pytest.raises(DataError, match=r"regions.csv: the vacancy countries USA, DEU lie in region\(s\) North, "
+                                        r"which the .mdl lacks"):
+        political.tightness_cycle(["Gulf", "SouthUpper", "SouthLower"], 1990, 2100)
 
 
 def test_a_missing_data_file_names_it(tmp_path):

@@ -302,30 +302,8 @@ def check_regions(data: CalibrationData, model, subscript: str = "Region") -> No
                         "its elements")
 
 
-def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[str, xr.DataArray]:
-    """The data-derived constants and tables of the .mdl, by .mdl name."""
-    rates = data.ageing_rates(relative_mortality)
-    arrivals = data.displacement_arrivals()
-    last_year = int(arrivals["year"].values[-1])
-    # the table spans the run, as the demographic ones do: its ends hold the first and last data years
-    # (pysd warns on any lookup read outside its points, and the model reads this one only to the data end)
-    ends = [arrivals.isel(year=[0]).assign_coords(year=[INITIAL_YEAR]), arrivals,
-            arrivals.isel(year=[-1]).assign_coords(year=[TABLE_YEARS[-1]])]
-    return {
-        "initial residents by age": data.population_by_age(INITIAL_YEAR).drop_vars("year"),
-        "initial foreign born": data.foreign_born(INITIAL_YEAR),
-        "births per working age person table": data.births_per_working_age_person(),
-        "mortality level table": data.mortality_level(relative_mortality),
-        "maturing rate table": rates["maturing"],
-        "retiring rate table": rates["retiring"],
-        "displacement arrivals table": xr.concat(ends, dim="year"),
-        "last displacement data year": xr.DataArray(float(last_year)),
-        "future displacement arrivals": arrivals.isel(year=slice(-FUTURE_DISPLACEMENT_YEARS, None)).mean("year"),
-    }
-
-
 def mdl_text(inputs: dict[str, xr.DataArray]) -> str:
-    """Vensim text of :func:`mdl_inputs`, to paste over the same definitions in the .mdl."""
+    """Vensim text of :func:`migsd.calibration.inputs.mdl_inputs`, to paste over the same definitions in the .mdl."""
     blocks = []
     for name, values in inputs.items():
         if values.ndim == 0:

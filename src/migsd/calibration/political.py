@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from ..errors import DataError
 from ..names import did_you_mean
@@ -64,6 +65,15 @@ from ..paths import CALIBRATION_DIR, SHARED_DIR
 #: participation rates 15-64 of the United States and Germany moved within about 0.72-0.80 over
 #: 2000-2023; the band is widened to 0.70-0.85 for the countries' differing definitions.
 PARTICIPATION = (0.70, 0.85)
+
+#: Hodrick-Prescott smoothing of the annual tightness whose cycle the .mdl reads as data. 100 is the
+#: annual value of Backus and Kehoe (1992); Ravn and Uhlig's 6.25 leaves the 2001-2022 trend bending
+#: with each recession, so the trend, which the model's demography must produce, would carry the cycle.
+CYCLE_SMOOTHING = 100.0
+
+#: Years over which the measured cycle returns linearly to zero after the data end: about half a
+#: business cycle, so the last data year's tightness does not persist into the projection.
+CYCLE_RETURN_YEARS = 3
 
 #: The copied and aggregated files, their licence and the citation a target using them carries.
 FILES = {
@@ -328,6 +338,47 @@ class PoliticalData:
         floor = south.assign(value=-south["value"] / 100.0)[["region", "year", "value"]]
         lower = pd.concat([*bounds[0], floor], ignore_index=True)
         return self._named(lower), self._named(pd.concat(bounds[1], ignore_index=True))
+
+    def tightness_cycle(self, regions, initial_year: int, final_year: int) -> xr.DataArray:
+        """The business cycle of labour tightness, by year and region: the .mdl's ``labour tightness cycle table``.
+
+        In a region with vacancy data (:attr:`vacancy_regions`) it is the middle of the measured tightness band
+        (``tightness:lower`` and ``tightness:upper``) less its Hodrick-Prescott trend (:data:`CYCLE_SMOOTHING`);
+        zero before the data, returning linearly to zero over :data:`CYCLE_RETURN_YEARS` after them, and zero in
+        the regions without vacancy data, whose tightness is only bounded. The model's own stocks make the trend:
+        demand and supply move with demography, not with recessions.
+        """
+        from statsmodels.tsa.filters.hp_filter import hpfilter
+
+        regions = list(regions)
+        unknown = [region for region in self.vacancy_regions if region not in regions]
+        if unknown:
+            raise DataError(f"{self.directory / 'regions.csv'}: the vacancy countries "
+                            f"{', '.join(c for r in unknown for c in self.vacancy_regions[r])} lie in region(s) "
+                            f"{', '.join(unknown)}, which the .mdl lacks (its regions: {', '.join(regions)})")
+        lower = self.series("tightness:lower").set_index(["region", "year"])["value"]
+        upper = self.series("tightness:upper").set_index(["region", "year"])["value"]
+        rows: dict[str, pd.Series] = {}
+        for region in self.vacancy_regions:
+            middle = (0.5 * (lower.loc[region] + upper.loc[region])).dropna()
+            years = middle.index.to_numpy()
+            if len(years) < 3 or not np.array_equal(years, np.arange(years[0], years[-1] + 1)):
+                raise DataError(f"{self.path('tightness:lower')}: labour tightness of {region} needs three or more "
+                                f"consecutive years to take its trend out; it has {list(years)}")
+            cycle, _trend = hpfilter(middle.to_numpy(), lamb=CYCLE_SMOOTHING)
+            rows[region] = pd.Series(cycle, index=years)
+        # each region's cycle is piecewise linear through its own points; on the union of every region's points
+        # (the one year axis a subscripted lookup table of the .mdl has) interpolation gives the same function
+        points = {region: pd.concat([pd.Series([0.0], index=[int(cycle.index[0]) - 1]), cycle,
+                                     pd.Series([0.0], index=[int(cycle.index[-1]) + CYCLE_RETURN_YEARS])])
+                  for region, cycle in rows.items()}
+        years = sorted({initial_year, final_year}.union(*(set(p.index.astype(int)) for p in points.values())))
+        years = [year for year in years if initial_year <= year <= final_year]
+        table = np.zeros((len(years), len(regions)))
+        for region, line in points.items():
+            table[:, regions.index(region)] = np.interp(years, line.index.to_numpy(dtype=float), line.to_numpy(),
+                                                        left=0.0, right=0.0)
+        return xr.DataArray(table, dims=("year", "region"), coords={"year": years, "region": regions})
 
 
 # ------------------------------------------------------------ shipped aggregates
