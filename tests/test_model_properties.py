@@ -83,18 +83,23 @@ def test_iom_scenario_without_funding_and_conditionality_equals_status_quo(model
 
 
 @pytest.mark.slow
-def test_more_northern_labour_demand_never_raises_northern_restrictiveness(model):
+def test_more_northern_labour_demand_never_raises_northern_restrictiveness_through_the_shortage(model):
     columns = ["Restrictiveness", "labour shortage"]
-    base = model.run(return_columns=columns, time_step=0.25)
     default = float(model.defaults["long run job growth"].sel(region="North"))
-    more = model.run(
-        return_columns=columns,
-        time_step=0.25,
-        params={"long run job growth[North]": default + 0.004, "initial job growth[North]": 0.01},
-    )
+    more_jobs = {"long run job growth[North]": default + 0.004, "initial job growth[North]": 0.01}
+    # the migrants more jobs attract may raise sentiment, and so restriction, before a shortage is perceived
+    # (the culturalist channel, a few 1e-8 in 1991): with it cut, the material channel alone is seen
+    cut = {"culturalist weight[North]": 0.0}
+    base = model.run(return_columns=columns, time_step=0.25, params=cut)
+    more = model.run(return_columns=columns, time_step=0.25, params={**cut, **more_jobs})
     assert float((more["labour shortage"] - base["labour shortage"]).sel(region="North").max()) > 0.01
     excess = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North")
     assert float(excess.max()) <= 1e-9, f"restrictiveness rose by {float(excess.max()):.3g}"
+    # with every channel on, the shortage wins once it is perceived
+    base = model.run(return_columns=columns, time_step=0.25)
+    more = model.run(return_columns=columns, time_step=0.25, params=more_jobs)
+    change = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North", time=slice(2000, None))
+    assert float(change.max()) < 0, f"restrictiveness rose by {float(change.max()):.3g} after 2000"
 
 
 #: The displacement terms of the .mdl and what is left without them: the model as it was before

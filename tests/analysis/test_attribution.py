@@ -14,7 +14,7 @@ BAD = Path(__file__).parents[1] / "data" / "bad" / "channels"
 
 def _members(**values):
     runs = 3
-    data = {"volume elasticity": ("run", [0.22, 0.27, 0.32])}  # around calibration v2 (0.27), where all yield
+    data = {"volume elasticity": ("run", [0.22, 0.27, 0.32])}  # around calibration v5 (0.20), where all yield
     data.update({k: ("run", np.full(runs, v)) for k, v in values.items()})
     return xr.Dataset(data)
 
@@ -24,13 +24,14 @@ def _years(ds, channel):
 
 
 def test_cutting_a_channel_a_scenario_does_not_use_changes_nothing(model):
-    ds = attribution(model, ["status_quo"], _members(), names=["IOM programme", "labour scarcity"])
-    assert ds["channel"].values.tolist() == ["none", "IOM programme", "labour scarcity"]
+    ds = attribution(model, ["status_quo"], _members(), names=["IOM programme", "migrant contribution learning"])
+    assert ds["channel"].values.tolist() == ["none", "IOM programme", "migrant contribution learning"]
     assert np.isfinite(_years(ds, "none")).all()
     # the status quo funds no IOM programme: cutting it is the same run
     np.testing.assert_array_equal(_years(ds, "IOM programme"), _years(ds, "none"))
-    # and the test can fail: a channel the scenario uses moves the yield
-    assert not np.array_equal(_years(ds, "labour scarcity"), _years(ds, "none"), equal_nan=True)
+    # and the test can fail: a channel the scenario uses moves the yield (cohort learning moves it in every
+    # calibration so far; labour scarcity, in calibration v5, by two years at most or not at all)
+    assert not np.array_equal(_years(ds, "migrant contribution learning"), _years(ds, "none"), equal_nan=True)
 
 
 def test_cutting_labour_scarcity_without_shortage_pressure_changes_nothing(model):

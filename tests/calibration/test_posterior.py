@@ -213,8 +213,8 @@ def test_inference_data_groups_and_downstream_draws(five_decays, tmp_path):
 
 def test_a_sweep_samples_this_model_s_posterior_and_refuses_one_sampled_with_an_older_model(tmp_path, monkeypatch):
     # posterior_v1.nc predates the political core (calibration v2): sampling it would apply ten parameters
-    # fitted to another model, so a problem asking for it is refused, naming what to run; posterior_v2.nc
-    # was sampled with this model, and a sweep draws its members from it
+    # fitted to another model, so a problem asking for it is refused, naming what to run; the latest
+    # (posterior_v3.nc) was sampled with this model, and a sweep draws its members from it
     import shutil
 
     import migsd.calibration.posterior as posterior

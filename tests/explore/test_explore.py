@@ -78,14 +78,14 @@ def test_uncertain_controls_take_the_problem_bounds(model):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"tightening time": 50}, r"'tightening time' = 50 is outside its range \[2, 8\] \(Year, declared in "
+    ({"tightening time": 50}, r"'tightening time' = 50 is outside its range \[1, 10\] \(Year, declared in "
                               r"models/sensitivity/restrictionism.toml\); not run"),
     ({"enforcement push[North]": -0.1}, r"outside its range \[0, 1\] \(Dmnl, declared in models/migsd.mdl\)"),
     ({"IOM rights conditionality": 0.5}, r"'IOM rights conditionality' = 0.5 is not a step of 1 from 0"),
     ({"IOM funding": float("nan")}, r"'IOM funding': nan is not a finite number"),
     ({"IOM funding": "lots"}, r"'IOM funding': 'lots' is not a number"),
     ({"enforcement push[Mars]": 0.1}, r"'enforcement push\[Mars\]' is not a control"),
-    ({"tightening time": 9, "loosening time": 0}, r"'tightening time' = 9 .*; 'loosening time' = 0 "),
+    ({"tightening time": 11, "loosening time": 0}, r"'tightening time' = 11 .*; 'loosening time' = 0 "),
 ])
 def test_values_the_controls_do_not_allow_are_refused_not_clamped(controls, values, message):
     with pytest.raises(ExploreError, match=message):
