@@ -104,7 +104,7 @@ def test_a_value_outside_its_range_is_refused_on_the_page_not_clamped(page):
     error.wait_for(state="visible", timeout=30_000)
     page.screenshot(path=ARTEFACTS / "04-out-of-range-refused.png", full_page=True)
     message = error.inner_text()
-    assert "'tightening time' = 50 is outside its range [2, 8]" in message
+    assert "'tightening time' = 50 is outside its range [1, 10]" in message
     assert "restrictionism.toml" in message
     assert page.locator(".yield-year").get_attribute("data-year") == shown_year
     assert status(page)[0] == update, "nothing may run with a refused value"
