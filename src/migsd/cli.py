@@ -296,7 +296,8 @@ def _cmd_analyze(args) -> int:
 def _cmd_report(args) -> int:
     from .report import REPORT_DIR, build
 
-    path = build(Path(args.out or REPORT_DIR), progress=not args.quiet, sweep_samples=args.sweep_n)
+    path = build(Path(args.out or REPORT_DIR), progress=not args.quiet, sweep_samples=args.sweep_n,
+                 calibration=Path(args.calibration) if args.calibration else None)
     print(f"wrote {path} and {path.with_suffix('.html').name}")
     print(path.read_text(encoding="utf-8").split("## The mechanisms")[0])
     return 0
@@ -533,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="folder (default outputs/report)")
     report.add_argument("--sweep-n", type=int, help="sample size of the restrictionism sweep (default: the file's)")
     report.add_argument("--quiet", action="store_true", help="no progress bars")
+    report.add_argument("--calibration", help="a calibrated_vN.csv or posterior_vN.nc to report on instead of the "
+                                              "promoted one (its members, or 400 posterior draws, are the ensemble)")
     report.set_defaults(func=_cmd_report)
 
     explore = commands.add_parser(

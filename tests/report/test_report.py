@@ -67,6 +67,26 @@ def test_a_second_build_gives_identical_numbers(built, tmp_path):
     xr.testing.assert_identical(first, second)
 
 
+@pytest.mark.slow
+def test_a_report_on_another_calibration_runs_its_members_not_the_promoted_ones(tmp_path):
+    from migsd.calibration.fit import current
+
+    other = current().with_name("calibrated_v4.csv")
+    markdown = build(tmp_path, progress=False, sweep_samples=2, calibration=other)
+    ensemble = xr.open_dataset(tmp_path / "ensemble.nc")
+    assert ensemble.attrs["calibration"] == "calibrated_v4.csv"
+    assert "calibration `calibrated_v4.csv`" in markdown.read_text()
+    # what changed from v4 to the promoted calibration is not this report's story
+    assert "## What changed from the previous calibration" not in markdown.read_text()
+
+
+def test_a_report_on_a_calibration_that_does_not_exist_is_refused_naming_it(tmp_path):
+    from migsd.errors import MigsdError
+
+    with pytest.raises(MigsdError, match=r"--calibration .*calibrated_v99.csv: no such file; give a "):
+        build(tmp_path, progress=False, calibration=tmp_path / "calibrated_v99.csv")
+
+
 def test_markdown_tables_lists_and_images_become_html():
     page = to_html("# Title\n\n| a | b |\n|---|---|\n| 1 | `x` |\n\n- one\n- two\n\n![f](f.png)\n\n*caption*")
     assert "<h1>Title</h1>" in page and "<th>a</th>" in page and "<td><code>x</code></td>" in page

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..errors import MigsdError
 from ..indicators import YIELD_VARIABLE, yield_year_quantile
 
 OUTPUTS = ["Restrictiveness", "Perceived Labour Shortage", "labour shortage", "migrant bargaining power",
@@ -514,8 +515,10 @@ def to_html(markdown: str) -> str:
         "\n".join(out) + "</body></html>\n"
 
 
-def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: int | None = None) -> Path:
-    """Everything ``make run`` writes into ``outputs/report/``."""
+def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: int | None = None,
+          calibration: Path | None = None) -> Path:
+    """Everything ``make run`` writes into ``outputs/report/``: on the promoted calibration, or on ``calibration``
+    (a ``calibrated_vN.csv`` or ``posterior_vN.nc``) to compare another with it before promoting it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -526,8 +529,11 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     from ..analysis.sensitivity import load_problem, sample
     from ..analysis.sweep import evaluate, open_verified, report as sweep_report
 
+    if calibration is not None and not Path(calibration).is_file():
+        raise MigsdError(f"--calibration {calibration}: no such file; give a calibration/parameters/calibrated_vN.csv "
+                         "or posterior_vN.nc")
     folder.mkdir(parents=True, exist_ok=True)
-    model = load_model()
+    model = load_model() if calibration is None else load_model(calibration=calibration)
     ensemble = ensemble_runs(model, folder, progress)
     problem = load_problem("restrictionism", model, samples=sweep_samples)
     store = folder / "restrictionism.zarr"
