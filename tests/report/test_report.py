@@ -87,6 +87,29 @@ def test_a_report_on_a_calibration_that_does_not_exist_is_refused_naming_it(tmp_
         build(tmp_path, progress=False, calibration=tmp_path / "calibrated_v99.csv")
 
 
+def _draws(values_by_chain):
+    labels = [f"chain{c}-draw{d:04d}" for c, values in enumerate(values_by_chain) for d in range(len(values))]
+    return xr.DataArray(np.concatenate(values_by_chain).astype(bool), dims="run", coords={"run": labels})
+
+
+def test_posterior_shares_count_the_draws_the_chains_agree_on():
+    from migsd.report.build import effective_draws, probability_error
+
+    rng = np.random.default_rng(0)
+    agreeing = _draws([rng.random(100) < 0.6 for _ in range(4)])
+    ess = float(effective_draws(agreeing, 400))
+    assert 250 < ess <= 400  # independent draws, one share: about all of them count
+    # two chains always yield, two never: the share, 0.5, rests on about one draw per chain, not on 400
+    split = _draws([np.ones(100), np.ones(100), np.zeros(100), np.zeros(100)])
+    few = float(effective_draws(split, 400))
+    assert few < 10
+    assert float(probability_error(xr.DataArray(0.5), few)["MCSE"]) > 8 * float(
+        probability_error(xr.DataArray(0.5), 400)["MCSE"])
+    # a calibrated ensemble's members are not chains: its distinct sets count
+    members = xr.DataArray(np.ones(50, bool), dims="run", coords={"run": [f"member{k}" for k in range(50)]})
+    assert effective_draws(members, 15) == 15
+
+
 def test_markdown_tables_lists_and_images_become_html():
     page = to_html("# Title\n\n| a | b |\n|---|---|\n| 1 | `x` |\n\n- one\n- two\n\n![f](f.png)\n\n*caption*")
     assert "<h1>Title</h1>" in page and "<th>a</th>" in page and "<td><code>x</code></td>" in page

@@ -71,13 +71,14 @@ def ensemble_runs(model, folder: Path, progress: bool = True) -> xr.Dataset:
     return dataset
 
 
-def probability_error(share: xr.DataArray, draws: int) -> dict[str, xr.DataArray]:
+def probability_error(share: xr.DataArray, draws) -> dict[str, xr.DataArray]:
     """Monte Carlo standard error and 90% interval of a share of ``draws`` independent posterior draws.
 
     The interval is the Jeffreys one, Beta(k + 1/2, n - k + 1/2): where the
     probability lies given the finite number of parameter sets it was computed
     from (copies of one parameter set count once, so a resampled ensemble is
-    not taken for more than it is).
+    not taken for more than it is). ``draws`` is a number, or an effective
+    sample size per share (:func:`effective_draws`).
 
     Examples
     --------
@@ -88,9 +89,43 @@ def probability_error(share: xr.DataArray, draws: int) -> dict[str, xr.DataArray
     from scipy.stats import beta
 
     count = share * draws
-    low = xr.apply_ufunc(lambda k: beta.ppf(0.05, k + 0.5, draws - k + 0.5), count)
-    high = xr.apply_ufunc(lambda k: beta.ppf(0.95, k + 0.5, draws - k + 0.5), count)
+    low = xr.apply_ufunc(lambda k, n: beta.ppf(0.05, k + 0.5, n - k + 0.5), count, draws)
+    high = xr.apply_ufunc(lambda k, n: beta.ppf(0.95, k + 0.5, n - k + 0.5), count, draws)
     return {"MCSE": np.sqrt(share * (1 - share) / draws), "5%": low, "95%": high}
+
+
+#: Run labels of posterior draws (:func:`migsd.calibration.posterior.posterior_members`): chain and draw.
+_DRAW_LABEL = re.compile(r"chain(\d+)-draw(\d+)")
+
+
+def effective_draws(indicator: xr.DataArray, distinct: int) -> xr.DataArray | int:
+    """How many independent draws a share of ``indicator`` (over ``run``) is worth.
+
+    For posterior draws from several chains (runs labelled ``chainC-drawD``), ArviZ's
+    effective sample size of the indicator over its chains: where chains disagree
+    on the share, it falls far below the number of draws, and the MCSE rises with
+    it. ArviZ wants as many draws from each chain; each chain's first ones, as many
+    as the shortest chain has, are used (draws are picked at random from the chains,
+    so about as many come from each). Otherwise (a calibrated ensemble), ``distinct``
+    parameter sets.
+    """
+    import arviz as az
+
+    labels = [_DRAW_LABEL.fullmatch(str(label)) for label in indicator["run"].values]
+    if not all(labels):
+        return distinct
+    chains = np.array([int(match.group(1)) for match in labels])
+    names = np.unique(chains)
+    if len(names) < 2:
+        return distinct
+    keep = min(int((chains == c).sum()) for c in names)
+    others = [d for d in indicator.dims if d != "run"]
+    stacked = indicator.transpose(*others, "run").values.astype(float)
+    blocks = np.stack([stacked[..., chains == c][..., :keep] for c in names], axis=-2)  # (..., chain, draw)
+    flat = blocks.reshape(-1, len(names), keep)
+    ess = np.array([float(az.ess(block, method="mean")) for block in flat]).reshape(stacked.shape[:-1])
+    ess = np.minimum(ess * len(chains) / (keep * len(names)), distinct)  # the ESS of the draws used, scaled to all
+    return xr.DataArray(ess, dims=others, coords={d: indicator[d] for d in others})
 
 
 HEADLINE = ("status_quo", "iom_south_south")
@@ -177,7 +212,9 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attri
     out = {}
     for year in YEARS:
         out[f"P(yield by {year})"] = (years <= year).mean("run")
-        for label, value in probability_error(out[f"P(yield by {year})"], draws).items():
+        effective = effective_draws(years <= year, draws)
+        out[f"P(yield by {year}) ESS"] = xr.zeros_like(out[f"P(yield by {year})"]) + effective
+        for label, value in probability_error(out[f"P(yield by {year})"], effective).items():
             out[f"P(yield by {year}) {label}"] = value
     out["median yield year"] = yield_year_quantile(years, 0.5)
     out["yield year 5%"] = yield_year_quantile(years, 0.05)
@@ -402,9 +439,16 @@ def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str
     if promoted is not None and promoted.name == ensemble.attrs.get("calibration"):
         lines += calibration_changes(promoted)
     draws = int(facts.attrs.get("distinct_members", members))
+    ess = np.concatenate([np.ravel(facts[f"P(yield by {y}) ESS"].values) for y in YEARS
+                          if f"P(yield by {y}) ESS" in facts])
+    if ess.size and float(ess.min()) < draws:
+        resting = (f"given its effective sample size over the posterior's chains ({ess.min():.0f}-{ess.max():.0f} of "
+                   f"{draws} draws: ArviZ's ESS of each share, lower where the chains disagree)")
+    else:
+        resting = f"given the {draws} distinct parameter sets it rests on"
     lines += ["## Probability that Northern restrictiveness has yielded", "",
               f"Each probability is the share of members in which it has yielded, ± its Monte Carlo standard error, "
-              f"[its 90% interval] given the {draws} distinct parameter sets it rests on; the median year comes "
+              f"[its 90% interval] {resting}; the median year comes "
               "with its 90% credible interval over the parameters' uncertainty.", "",
               "| scenario | " + " | ".join(f"by {y}" for y in YEARS) + " | median year (90% interval) |",
               "|---|" + "---|" * (len(YEARS) + 1)]
