@@ -110,6 +110,21 @@ def test_posterior_shares_count_the_draws_the_chains_agree_on():
     assert effective_draws(members, 15) == 15
 
 
+def test_the_share_a_cut_removes_is_given_per_chain_where_chains_disagree_on_why():
+    from migsd.report.build import removed_by_chain
+
+    # four chains of three draws, every draw yields in 2040; cutting the channel delays it past 2100 in chain 1 only
+    labels = [f"chain{c}-draw{d:04d}" for c in range(4) for d in range(3)]
+    modelled = np.full(12, 2040.0)
+    cut = np.where(np.arange(12) // 3 == 1, np.nan, 2041.0)
+    years = xr.DataArray(np.stack([modelled, cut])[:, None, :], dims=("channel", "scenario", "run"),
+                         coords={"channel": ["none", "labour scarcity"], "scenario": ["status_quo"], "run": labels})
+    shares = removed_by_chain(years).sel(channel="labour scarcity", scenario="status_quo")
+    assert shares["chain"].values.tolist() == [0, 1, 2, 3] and shares.values.tolist() == [0.0, 1.0, 0.0, 0.0]
+    # an ensemble's members are not chains
+    assert removed_by_chain(years.assign_coords(run=[f"m{k}" for k in range(12)])) is None
+
+
 def test_markdown_tables_lists_and_images_become_html():
     page = to_html("# Title\n\n| a | b |\n|---|---|\n| 1 | `x` |\n\n- one\n- two\n\n![f](f.png)\n\n*caption*")
     assert "<h1>Title</h1>" in page and "<th>a</th>" in page and "<td><code>x</code></td>" in page

@@ -98,6 +98,33 @@ def probability_error(share: xr.DataArray, draws) -> dict[str, xr.DataArray]:
 _DRAW_LABEL = re.compile(r"chain(\d+)-draw(\d+)")
 
 
+def draw_chains(runs) -> np.ndarray | None:
+    """The chain of each run labelled ``chainC-drawD``; None unless every run is one and there are two chains or more."""
+    labels = [_DRAW_LABEL.fullmatch(str(label)) for label in runs]
+    if not labels or not all(labels):
+        return None
+    chains = np.array([int(match.group(1)) for match in labels])
+    return chains if len(np.unique(chains)) >= 2 else None
+
+
+def removed_by_chain(years: xr.DataArray) -> xr.DataArray | None:
+    """Per posterior chain, the share of its draws in which cutting each channel removes or delays the yield.
+
+    ``years`` is attribution's ``yield year by channel`` (channel, scenario, run). Chains that agree on whether
+    a yield happens may disagree on why; the share by chain shows it. None for a calibrated ensemble.
+    """
+    from ..analysis.attribution import summary
+
+    chains = draw_chains(years["run"].values)
+    if chains is None:
+        return None
+    parts = [summary(years.isel(run=np.flatnonzero(chains == c)), by=YEARS)["P(yield removed or delayed by cut)"]
+             for c in np.unique(chains)]
+    return xr.concat(parts, dim=xr.DataArray(np.unique(chains), dims="chain", name="chain")).assign_attrs(
+        long_name="share of each chain's draws in which cutting the channel removes or delays the yield",
+        units="dimensionless")
+
+
 def effective_draws(indicator: xr.DataArray, distinct: int) -> xr.DataArray | int:
     """How many independent draws a share of ``indicator`` (over ``run``) is worth.
 
@@ -111,13 +138,10 @@ def effective_draws(indicator: xr.DataArray, distinct: int) -> xr.DataArray | in
     """
     import arviz as az
 
-    labels = [_DRAW_LABEL.fullmatch(str(label)) for label in indicator["run"].values]
-    if not all(labels):
+    chains = draw_chains(indicator["run"].values)
+    if chains is None:
         return distinct
-    chains = np.array([int(match.group(1)) for match in labels])
     names = np.unique(chains)
-    if len(names) < 2:
-        return distinct
     keep = min(int((chains == c).sum()) for c in names)
     others = [d for d in indicator.dims if d != "run"]
     stacked = indicator.transpose(*others, "run").values.astype(float)
@@ -244,6 +268,9 @@ def numbers(ensemble: xr.Dataset, indices: xr.Dataset | None, boxes: dict, attri
         from ..analysis.attribution import summary
 
         cut = summary(attributed["yield year by channel"], by=YEARS)
+        chains = removed_by_chain(attributed["yield year by channel"])
+        if chains is not None:
+            cut["P(yield removed or delayed by cut) by chain"] = chains
         dataset = dataset.merge(cut.reindex(scenario=dataset["scenario"].values), compat="override")
         dataset = dataset.assign_coords(channel_description=attributed["channel_description"])
     if loop_facts is not None:
@@ -324,8 +351,12 @@ def _attribution_lines(facts: xr.Dataset, figures: dict) -> list[str]:
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {median} | {shown} |")
         if "labour scarcity" in channels:
             caused = float(facts["P(yield removed or delayed by cut)"].sel(channel="labour scarcity", scenario=s))
+            by_chain = ""
+            if "P(yield removed or delayed by cut) by chain" in facts:
+                shares = facts["P(yield removed or delayed by cut) by chain"].sel(channel="labour scarcity", scenario=s)
+                by_chain = " (by posterior chain: " + " / ".join(f"{100 * float(v):.0f}%" for v in shares.values) + ")"
             lines += ["", f"Under labour scarcity? In `{s}`, cutting labour scarcity (shortage pressure) removes or delays "
-                      f"the yield in {100 * caused:.0f}% of members."]
+                      f"the yield in {100 * caused:.0f}% of members{by_chain}."]
         lines.append("")
     lines += [f"![attribution]({figures['attribution']})", "",
               "*Figure. Probability that Northern restrictiveness has yielded by 2060 and by 2100, as modelled and "
