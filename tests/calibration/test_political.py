@@ -172,6 +172,19 @@ def test_a_vacancy_region_the_model_lacks_is_refused_naming_the_mapping(politica
         political.tightness_cycle(["Gulf", "SouthUpper", "SouthLower"], 1990, 2100)
 
 
+def test_a_tightness_series_with_a_gap_is_refused_naming_its_file_and_years(tmp_path):
+    folder = tmp_path / "calibration"
+    shutil.copytree(CALIBRATION_DIR / "data", folder / "data")
+    shutil.copy(CALIBRATION_DIR / "regions.csv", folder / "regions.csv")
+    jolts = folder / "data" / "us_jolts_job_openings_monthly.csv"
+    frame = pd.read_csv(jolts)
+    frame[~frame["date"].str.startswith("2010")].to_csv(jolts, index=False)
+    # a year without openings leaves no trend to take out across it: refused, not bridged
+    with pytest.raises(DataError, match=r"us_jolts_job_openings_monthly.csv: labour tightness of North needs three or "
+                                        r"more consecutive years to take its trend out; it has 2001-2022 without \[2010\]"):
+        PoliticalData(folder).tightness_cycle(REGIONS, 1990, 2100)
+
+
 def test_a_missing_data_file_names_it(tmp_path):
     folder = tmp_path / "calibration"
     shutil.copytree(CALIBRATION_DIR / "data", folder / "data")

@@ -83,12 +83,15 @@ def test_a_report_on_another_calibration_runs_its_members_not_the_promoted_ones(
 def test_a_report_on_a_calibration_that_does_not_exist_is_refused_naming_it(tmp_path):
     from migsd.errors import MigsdError
 
-    with pytest.raises(MigsdError, match=r"--calibration .*calibrated_v99.csv: no such file; give a "):
+    with pytest.raises(MigsdError, match=r"calibration file not found: .*calibrated_v99.csv"):
         build(tmp_path, progress=False, calibration=tmp_path / "calibrated_v99.csv")
 
 
 def _draws(values_by_chain):
-    labels = [f"chain{c}-draw{d:04d}" for c, values in enumerate(values_by_chain) for d in range(len(values))]
+    from migsd.calibration.posterior import DRAW_LABEL
+
+    labels = [DRAW_LABEL.format(chain=c, draw=d)
+              for c, values in enumerate(values_by_chain) for d in range(len(values))]
     return xr.DataArray(np.concatenate(values_by_chain).astype(bool), dims="run", coords={"run": labels})
 
 
@@ -114,7 +117,9 @@ def test_the_share_a_cut_removes_is_given_per_chain_where_chains_disagree_on_why
     from migsd.report.build import removed_by_chain
 
     # four chains of three draws, every draw yields in 2040; cutting the channel delays it past 2100 in chain 1 only
-    labels = [f"chain{c}-draw{d:04d}" for c in range(4) for d in range(3)]
+    from migsd.calibration.posterior import DRAW_LABEL
+
+    labels = [DRAW_LABEL.format(chain=c, draw=d) for c in range(4) for d in range(3)]
     modelled = np.full(12, 2040.0)
     cut = np.where(np.arange(12) // 3 == 1, np.nan, 2041.0)
     years = xr.DataArray(np.stack([modelled, cut])[:, None, :], dims=("channel", "scenario", "run"),

@@ -361,10 +361,13 @@ class PoliticalData:
         rows: dict[str, pd.Series] = {}
         for region in self.vacancy_regions:
             middle = (0.5 * (lower.loc[region] + upper.loc[region])).dropna()
-            years = middle.index.to_numpy()
-            if len(years) < 3 or not np.array_equal(years, np.arange(years[0], years[-1] + 1)):
+            years = [int(year) for year in middle.index]
+            missing = sorted(set(range(years[0], years[-1] + 1)) - set(years)) if years else []
+            if len(years) < 3 or missing:
                 raise DataError(f"{self.path('tightness:lower')}: labour tightness of {region} needs three or more "
-                                f"consecutive years to take its trend out; it has {list(years)}")
+                                f"consecutive years to take its trend out; it has "
+                                f"{f'{years[0]}-{years[-1]}' if years else 'none'}"
+                                f"{f' without {missing}' if missing else ''}")
             cycle, _trend = hpfilter(middle.to_numpy(), lamb=CYCLE_SMOOTHING)
             rows[region] = pd.Series(cycle, index=years)
         # each region's cycle is piecewise linear through its own points; on the union of every region's points

@@ -30,6 +30,7 @@ with the same posterior, bit for bit, as one never interrupted.
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -624,6 +625,22 @@ def posterior_point(path: Path, draw: int | None = None) -> dict[str, float]:
     return {name: float(stacked[name].values[draw]) for name in names}
 
 
+#: A posterior draw's label on ``run`` (:func:`posterior_members`): runs keep their labels through ``run_batch``
+#: and the stores, so :func:`draw_chains` can tell which chain each run came from.
+DRAW_LABEL = "chain{chain}-draw{draw:04d}"
+_DRAW_PATTERN = re.compile(r"chain(\d+)-draw(\d+)")
+
+
+def draw_chains(runs) -> np.ndarray | None:
+    """The chain of each run labelled as :data:`DRAW_LABEL`; None unless every run is a draw and there are two
+    chains or more (a calibrated ensemble's members, or one chain)."""
+    labels = [_DRAW_PATTERN.fullmatch(str(label)) for label in runs]
+    if not labels or not all(labels):
+        return None
+    chains = np.array([int(match.group(1)) for match in labels])
+    return chains if len(np.unique(chains)) >= 2 else None
+
+
 def posterior_members(path: Path, members: int = 400, seed: int = 0, include_median: bool = False) -> xr.Dataset:
     """``members`` posterior draws of the .mdl constants over ``run`` (without replacement when there are enough)."""
     draws = read_posterior(path)
@@ -634,7 +651,7 @@ def posterior_members(path: Path, members: int = 400, seed: int = 0, include_med
     chosen = np.sort(rng.choice(total, size=members, replace=members > total))
     chain = stacked["chain"].values[chosen]
     number = stacked["draw"].values[chosen]
-    labels = [f"chain{c}-draw{d:04d}" for c, d in zip(chain, number)]
+    labels = [DRAW_LABEL.format(chain=c, draw=d) for c, d in zip(chain, number)]
     out = xr.Dataset({name: ("run", stacked[name].values[chosen].astype(float)) for name in names},
                      coords={"run": labels, "chain": ("run", chain), "draw": ("run", number)})
     if include_median:
@@ -646,6 +663,6 @@ def posterior_members(path: Path, members: int = 400, seed: int = 0, include_med
     return out
 
 
-__all__ = ["EvaluationStore", "PosteriorProblem", "PosteriorSettings", "Sample",
+__all__ = ["DRAW_LABEL", "EvaluationStore", "PosteriorProblem", "PosteriorSettings", "Sample", "draw_chains",
            "inference_data", "latest_posterior", "load_posterior_settings", "posterior_members", "posterior_point",
            "read_posterior", "run_emcee", "sample", "smc"]

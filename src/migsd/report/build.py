@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import MigsdError
 from ..indicators import YIELD_VARIABLE, yield_year_quantile
 
 OUTPUTS = ["Restrictiveness", "Perceived Labour Shortage", "labour shortage", "migrant bargaining power",
@@ -94,19 +93,6 @@ def probability_error(share: xr.DataArray, draws) -> dict[str, xr.DataArray]:
     return {"MCSE": np.sqrt(share * (1 - share) / draws), "5%": low, "95%": high}
 
 
-#: Run labels of posterior draws (:func:`migsd.calibration.posterior.posterior_members`): chain and draw.
-_DRAW_LABEL = re.compile(r"chain(\d+)-draw(\d+)")
-
-
-def draw_chains(runs) -> np.ndarray | None:
-    """The chain of each run labelled ``chainC-drawD``; None unless every run is one and there are two chains or more."""
-    labels = [_DRAW_LABEL.fullmatch(str(label)) for label in runs]
-    if not labels or not all(labels):
-        return None
-    chains = np.array([int(match.group(1)) for match in labels])
-    return chains if len(np.unique(chains)) >= 2 else None
-
-
 def removed_by_chain(years: xr.DataArray) -> xr.DataArray | None:
     """Per posterior chain, the share of its draws in which cutting each channel removes or delays the yield.
 
@@ -114,6 +100,7 @@ def removed_by_chain(years: xr.DataArray) -> xr.DataArray | None:
     a yield happens may disagree on why; the share by chain shows it. None for a calibrated ensemble.
     """
     from ..analysis.attribution import summary
+    from ..calibration.posterior import draw_chains
 
     chains = draw_chains(years["run"].values)
     if chains is None:
@@ -137,6 +124,8 @@ def effective_draws(indicator: xr.DataArray, distinct: int) -> xr.DataArray | in
     parameter sets.
     """
     import arviz as az
+
+    from ..calibration.posterior import draw_chains
 
     chains = draw_chains(indicator["run"].values)
     if chains is None:
@@ -604,9 +593,6 @@ def build(folder: Path = REPORT_DIR, *, progress: bool = True, sweep_samples: in
     from ..analysis.sensitivity import load_problem, sample
     from ..analysis.sweep import evaluate, open_verified, report as sweep_report
 
-    if calibration is not None and not Path(calibration).is_file():
-        raise MigsdError(f"--calibration {calibration}: no such file; give a calibration/parameters/calibrated_vN.csv "
-                         "or posterior_vN.nc")
     folder.mkdir(parents=True, exist_ok=True)
     model = load_model() if calibration is None else load_model(calibration=calibration)
     ensemble = ensemble_runs(model, folder, progress)
