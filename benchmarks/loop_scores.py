@@ -9,7 +9,11 @@ search (a pilot of four runs, past the enumeration budget); ``loops`` is a later
 call that reuses them, as every scenario or batch of the same pilot does. Prints
 figures; asserts nothing.
 
-Usage: python benchmarks/loop_scores.py [--runs 1000] [--repeat 3]
+``--engine compiled`` measures both on the compiled kernel (compiled first if it is
+not in the cache); ``--engine both`` measures the numpy backend, then the kernel,
+and prints the kernel's speed-up.
+
+Usage: python benchmarks/loop_scores.py [--runs 1000] [--repeat 3] [--engine numpy|compiled|both]
 """
 
 from __future__ import annotations
@@ -33,24 +37,24 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(kind: str, runs: int) -> dict:
+def measure(kind: str, runs: int, engine: str) -> dict:
     model = migsd.load_model()
     params = sample(model, runs)
     warm = params.isel(run=[0])
     if kind == "plain":
-        model.run_batch(warm, scenario="status_quo", return_columns=OUTPUTS)
+        model.run_batch(warm, scenario="status_quo", return_columns=OUTPUTS, engine=engine)
         start, cpu = time.perf_counter(), time.process_time()
-        model.run_batch(params, scenario="status_quo", return_columns=OUTPUTS)
+        model.run_batch(params, scenario="status_quo", return_columns=OUTPUTS, engine=engine)
     else:
         if kind == "loops":
             model.loops(scenario="status_quo", params=params.isel(run=slice(0, 4)), variable="Restrictiveness[North]",
-                        quantiles=[0.5])
+                        quantiles=[0.5], engine=engine)
         else:
-            model.run_batch(warm, scenario="status_quo", return_columns=OUTPUTS)
+            model.run_batch(warm, scenario="status_quo", return_columns=OUTPUTS, engine=engine)
         start, cpu = time.perf_counter(), time.process_time()
         ds = model.loops(scenario="status_quo", params=params, variable="Restrictiveness[North]",
-                         quantiles=[0.05, 0.5, 0.95])
-        assert ds.sizes["quantile"] == 3
+                         quantiles=[0.05, 0.5, 0.95], engine=engine)
+        assert ds.sizes["quantile"] == 3 and engine in ds.attrs["engine"]
     return {"kind": kind, "runs": runs, "seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
             "peak_mib": peak_mib()}
 
@@ -59,17 +63,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engine", choices=("numpy", "compiled", "both"), default="numpy")
     parser.add_argument("--one", choices=("plain", "loops", "loops cold"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.runs)))
+        print(json.dumps(measure(args.one, args.runs, args.engine)))
         return
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{args.runs} runs of the shipped model, status quo, 1990-2100")
+    engines = ("numpy", "compiled") if args.engine == "both" else (args.engine,)
+    if "compiled" in engines:
+        started = time.perf_counter()
+        migsd.load_model().compile()
+        print(f"kernel ready (compiled or loaded from the cache) in {time.perf_counter() - started:.1f} s")
+    best = {}
+    for engine in engines:
+        best[engine] = _measure_engine(args, engine)
+    if len(best) == 2:
+        print(f"compiled kernel / numpy backend, best loop-score wall time: "
+              f"{best['compiled'] / best['numpy']:.2f} (x{best['numpy'] / best['compiled']:.1f} faster)")
+
+
+def _measure_engine(args, engine: str) -> float:
+    print(f"engine={engine}")
     rows = []
     for repeat in range(args.repeat):
         for kind in ("plain", "loops", "loops cold"):
-            done = subprocess.run([sys.executable, __file__, "--one", kind, "--runs", str(args.runs)],
+            done = subprocess.run([sys.executable, __file__, "--one", kind, "--runs", str(args.runs),
+                                   "--engine", engine],
                                   check=True, capture_output=True, text=True)
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"  {kind:<10} {rows[-1]['seconds']:7.2f} s wall  {rows[-1]['cpu']:7.2f} s CPU   "
@@ -86,6 +107,7 @@ def main() -> None:
           f"best {min(loops):.2f} s / {min(plain):.2f} s = {min(loops) / min(plain):.2f})")
     print(f"loop scores / plain batch, CPU: {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f} "
           f"(best {min(cpu_loops):.2f} s / {min(cpu_plain):.2f} s = {min(cpu_loops) / min(cpu_plain):.2f})")
+    return min(loops)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 
 import migsd
 
@@ -45,3 +47,18 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def assert_same_loops(reference: xr.Dataset, compiled: xr.Dataset, tolerance: float = 1e-9) -> None:
+    """The same loops, NaNs at the same places and scores equal to rounding (relative ones to ``tolerance``)."""
+    assert "numpy" in reference.attrs["engine"] and "compiled" in compiled.attrs["engine"]
+    assert reference["loop_variables"].values.tolist() == compiled["loop_variables"].values.tolist()
+    for name in ("loop score", "relative loop score"):
+        a, b = reference[name].values, compiled[name].values
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        scale = 1.0 if name == "relative loop score" else max(1.0, float(np.nanmax(np.abs(a))))
+        np.testing.assert_allclose(b, a, rtol=0, atol=tolerance * scale, equal_nan=True, err_msg=name)
+    for name in ("dominant loop", "dominance probability"):
+        if name in reference:
+            np.testing.assert_array_equal(reference[name].values, compiled[name].values)
+

@@ -321,9 +321,9 @@ def _cmd_loops(args) -> int:
 
         params = ensemble_params(model.calibration)
     dataset = model.loops(scenario=scenario, params=params, variable=args.variable, max_loops=args.max_loops,
-                          quantiles=[0.05, 0.5, 0.95] if args.ensemble else None)
+                          quantiles=[0.05, 0.5, 0.95] if args.ensemble else None, engine=args.engine)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{scenario}: {dataset.sizes['loop']} loops ({dataset.attrs['loop_search']})")
+    print(f"{scenario}: {dataset.sizes['loop']} loops ({dataset.attrs['loop_search']}), {dataset.attrs['engine']}")
     relative = dataset["relative loop score"].where(dataset["variable_loop"], drop=True)
     if "quantile" in relative.dims:
         relative = relative.sel(quantile=0.5)
@@ -564,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     loops.add_argument("--top", type=int, default=10, help="loops listed (default 10)")
     loops.add_argument("--overwrite", action="store_true", help="replace an existing loops.nc")
     loops.add_argument("--model", help="a .mdl file (default: models/migsd.mdl)")
+    loops.add_argument("--engine", choices=("auto", "compiled", "numpy"), default="auto",
+                       help="who integrates (auto: numpy, as fast here as the kernel and lighter on memory)")
     loops.set_defaults(func=_cmd_loops)
 
     conformance = commands.add_parser(

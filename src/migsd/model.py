@@ -745,6 +745,7 @@ class Model:
         time_step: float | None = None,
         final_time: float | None = None,
         chunk_size: int | None = None,
+        engine: str = "auto",
     ) -> xr.Dataset:
         """Loops that matter: loop scores and relative loop scores, computed in the batched engine.
 
@@ -771,6 +772,12 @@ class Model:
             A loops file naming loops (default ``models/loops.toml`` beside the model's folder).
         force, time_step, final_time, chunk_size
             As in :meth:`run` and :meth:`run_batch`.
+        engine : {"auto", "compiled", "numpy"}
+            Who integrates (``"pysd"`` is refused: the scores are computed inside the
+            batched engine). ``"compiled"``: the kernel integrates and the same scoring
+            code reads its values back at the saved steps; the scores equal the numpy
+            backend's to rounding. ``"auto"`` is the numpy backend here: the scoring
+            dominates the time on either, so the kernel saves none.
 
         Returns
         -------
@@ -792,9 +799,16 @@ class Model:
 
         if names is None:
             names = self.path.parent / LOOPS_FILE.name
-        return loop_scores(self, scenario, params, variable=variable, quantiles=quantiles, link_scores=link_scores,
-                           max_loops=max_loops or MAX_LOOPS, names=names, force=force, time_step=time_step,
-                           final_time=final_time, chunk_size=chunk_size)
+        if engine == "pysd":
+            raise ModelError("loop scores are computed inside the batched engine; engine must be one of "
+                             "'auto', 'compiled', 'numpy', got 'pysd'")
+        self._engine_for(engine)  # checks the name
+        dataset = loop_scores(self, scenario, params, variable=variable, quantiles=quantiles,
+                              link_scores=link_scores, max_loops=max_loops or MAX_LOOPS, names=names, force=force,
+                              time_step=time_step, final_time=final_time, chunk_size=chunk_size,
+                              backend=_backend(engine))
+        dataset.attrs["engine"] = _engine_label(self.engine)
+        return dataset
 
     def _run_engine(self, compiled, layers, inputs, settings, columns, constant_columns, *, progress, chunk_size,
                     workers=1, forced=None, blank_failed=False, backend="auto"):

@@ -9,6 +9,8 @@ import xarray as xr
 import migsd
 from migsd.errors import AnalysisError
 
+from ..conftest import assert_same_loops
+
 MODELS = Path(__file__).parents[1] / "data" / "models"
 BAD = Path(__file__).parents[1] / "data" / "bad" / "loops"
 
@@ -159,7 +161,7 @@ def test_the_loops_command_writes_scores_and_the_stacked_figure(tmp_path, capsys
     out = tmp_path / "logistic"
     assert main(["loops", "--model", str(MODELS / "logistic.mdl"), "--variable", "Population", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "3 loops (exhaustive)" in printed and "loops that matter for Population" in printed
+    assert "3 loops (exhaustive), migsd batched engine" in printed and "loops that matter for Population" in printed
     stored = xr.open_dataset(out / "loops.nc")
     assert set(stored["loop_polarity"].values) == {"R", "B"} and (out / "loops.png").stat().st_size > 0
     stored.close()
@@ -195,3 +197,32 @@ def test_dominance_shifts_count_changes_of_loop_family():
     shifts = dominance_shifts(ds)
     assert shifts.values[0] == 3 and np.isnan(shifts.values[1])
     assert np.isnan(dominance_shifts(ds, after=3).values).all()
+
+
+@pytest.mark.parametrize("case", [
+    ("logistic", {}),
+    ("goal_seeking", {"variable": "Stock", "params": xr.Dataset({"goal": ("run", [50.0, 80.0, 65.0])})}),
+    ("decay", {"force": {"outflow[North]": 5.0}}),
+    ("smooth_loop", {"link_scores": True}),
+    ("logistic", {"params": xr.Dataset({"birth rate": ("run", np.linspace(0.1, 0.3, 5))}),
+                  "quantiles": [0.1, 0.5, 0.9]}),
+], ids=["one-run", "dominance-over-runs", "held", "smooth-stage-link-scores", "quantiles"])
+def test_the_compiled_kernel_gives_the_numpy_backend_s_loop_scores(case):
+    name, options = case
+    model = _load(name)
+    assert_same_loops(model.loops(engine="numpy", **options), model.loops(engine="compiled", **options))
+
+
+def test_loop_scores_on_the_kernel_do_not_depend_on_how_runs_are_chunked(logistic, monkeypatch):
+    from migsd.engine import linkscores
+
+    params = xr.Dataset({"birth rate": ("run", np.linspace(0.1, 0.3, 5))})
+    whole = logistic.loops(params=params, engine="compiled")
+    monkeypatch.setattr(linkscores, "READBACK_BYTES", 1)  # one run per kernel call
+    split = logistic.loops(params=params, engine="compiled")
+    np.testing.assert_array_equal(whole["loop score"].values, split["loop score"].values)
+
+
+def test_loop_scores_refuse_pysd_naming_the_valid_engines(logistic):
+    with pytest.raises(migsd.ModelError, match="'auto', 'compiled', 'numpy'"):
+        logistic.loops(engine="pysd")

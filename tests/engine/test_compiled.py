@@ -26,7 +26,7 @@ from migsd.model import cache_dir
 from migsd.paths import REPO_ROOT
 from migsd.scenarios import list_scenarios
 
-from ..conftest import DATA
+from ..conftest import DATA, assert_same_loops
 
 SCENARIOS = [s.name for s in list_scenarios()]
 
@@ -53,6 +53,18 @@ def test_every_shipped_scenario_agrees_with_the_numpy_engine_in_every_variable(m
     assert SCENARIOS
     for scenario in SCENARIOS:
         assert_same(model.run(scenario=scenario, engine="numpy"), model.run(scenario=scenario, engine="compiled"))
+
+
+@pytest.mark.slow
+def test_loop_scores_of_the_shipped_model_agree_with_the_numpy_engine(model):
+    options = dict(scenario="status_quo", variable="Restrictiveness[North]")
+    compiled = model.loops(engine="compiled", **options)
+    # the loop search of the numpy run starts afresh: both backends' pilots must keep the same loops
+    model.__dict__.pop("_loop_sets", None)
+    reference = model.loops(engine="numpy", **options)
+    # a loop score multiplies link scores, each dividing two changes over one time step: rounding in the
+    # kernel's last digit shows up magnified, at up to 2e-9 of the largest loop score
+    assert_same_loops(reference, compiled, tolerance=1e-8)
 
 
 def test_held_variables_initial_values_and_points_over_time_agree(decay_model):

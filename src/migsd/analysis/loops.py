@@ -531,10 +531,11 @@ def dominance_shifts(dataset: xr.Dataset, after: float | None = None) -> xr.Data
 
 def loops(model, scenario=None, params: xr.Dataset | None = None, *, variable: str | None = None,
           quantiles=None, link_scores: bool = False, max_loops: int = MAX_LOOPS, names: Path | None = LOOPS_FILE,
-          force=None, time_step=None, final_time=None, chunk_size: int | None = None, pilot_runs: int = 4) -> xr.Dataset:
-    """Loop scores of ``model`` (see :meth:`migsd.Model.loops`)."""
-    from ..engine.batch import DEFAULT_CHUNK, base_inputs, batch_inputs, forced_inputs, simulation_times
-    from ..engine.linkscores import link_module, link_structure
+          force=None, time_step=None, final_time=None, chunk_size: int | None = None, pilot_runs: int = 4,
+          backend: str = "auto") -> xr.Dataset:
+    """Loop scores of ``model`` (see :meth:`migsd.Model.loops`); ``backend`` as in :func:`.batch.integrate`."""
+    from ..engine.batch import DEFAULT_CHUNK, _kernel_for, base_inputs, batch_inputs, forced_inputs, simulation_times
+    from ..engine.linkscores import KernelScorer, link_module, link_structure
 
     engine = model.engine
     if engine is None:
@@ -561,21 +562,33 @@ def loops(model, scenario=None, params: xr.Dataset | None = None, *, variable: s
     times, save, saved = simulation_times(settings)
     consts = {k: float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper")}
 
+    # 'auto' stays on numpy here: the scoring (numpy on either backend) costs four times the integration, so
+    # the kernel saves no time, while reading its values back takes memory (benchmarks/loop_scores.py)
+    kernel = _kernel_for(engine, "numpy" if backend == "auto" else backend)
+    engine.last_backend = "numpy" if kernel is None else "compiled"
+
     def integrate(chosen, reducer, rows_total, limit=None):
         score = np.asarray([s and n > 0 for n, s in enumerate(save)])
         if limit is not None:
             score &= np.isin(np.arange(len(save)), limit)
         before = np.append(score[1:], False)
-        namespace = link_module(engine, structure, series, frozenset(forced), chosen, reducer)
-        namespace["_score"], namespace["_before"] = score, before
-        simulate = namespace["simulate"]
         chunk = max(1, int(chunk_size or DEFAULT_CHUNK))
+        if kernel is not None:
+            scorer = KernelScorer(engine, structure, series, chosen, reducer)
+            chunk = scorer.chunk_rows(int(np.sum(score | before)), chunk)
+        else:
+            namespace = link_module(engine, structure, series, frozenset(forced), chosen, reducer)
+            namespace["_score"], namespace["_before"] = score, before
+            simulate = namespace["simulate"]
         for start in range(0, rows_total, chunk):
             stop = min(rows_total, start + chunk)
             P = {k: _rows(v, start, stop) for k, v in values.items()}
             I = {k: (_rows(v[0], start, stop), v[1]) for k, v in initial.items()}
             F = {k: (_rows(v[0], start, stop),) + tuple(v[1:]) for k, v in forced.items()}
             reducer.begin(start, stop - start)
+            if kernel is not None:
+                scorer.score(P, I, F, stop - start, times, score, before, consts)
+                continue
             with np.errstate(all="ignore"):
                 simulate(P, I, F, times, save, {}, consts, stop - start)
 

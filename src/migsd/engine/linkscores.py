@@ -411,4 +411,77 @@ def link_module(engine, structure: LinkStructure, series: frozenset[str], forced
     return namespace
 
 
-__all__ = ["Link", "LinkStructure", "Target", "Unit", "link_module", "link_structure", "scoring_code"]
+#: Bytes of one chunk's read-back buffer values (runs x scored steps and the steps before x cells).
+READBACK_BYTES = 256 * 2**20
+
+
+class KernelScorer:
+    """Link scores from the compiled kernel: it integrates, the scoring code reads its values back.
+
+    The kernel copies, at each scored step and the step before it, every place of
+    its buffer the scoring code reads (and the constants once); the same lines
+    :func:`scoring_code` gives the numpy module then run over those values, as
+    they would inside its time loop. So both backends score with one code and
+    differ only in who integrates; the scores match the numpy backend's to the
+    kernel's rounding. The scoring itself stays numpy: it runs at the saved steps
+    only, over every run of a chunk at once.
+    """
+
+    def __init__(self, engine, structure: LinkStructure, series: frozenset[str], chosen: list[int] | None, reduce):
+        from .compiler import CONTROL
+
+        self.engine, self.kernel = engine, engine.kernel()
+        compiled = engine.compiled
+        pre, step, constants = scoring_code(structure, chosen)
+        self.pre = compile("\n".join(pre), "<migsd link scores>", "exec")
+        self.step = compile("\n".join(step), "<migsd link scores>", "exec")
+        self.namespace = {"np": np, **HELPERS, **compiled.tables, **constants, "_flat": _flat, "_ls_put": _ls_put,
+                          "_reduce": reduce}
+        kind = variable_kinds(compiled, series)
+        read = sorted(set(re.findall(r"\b(v_\w+|s\d+)\b", "\n".join(pre + step))))
+        self.control = [name for name in read if name[2:] in CONTROL]
+        self.each_step: dict[str, tuple[int, ...]] = {}
+        self.once: dict[str, tuple[int, ...]] = {}
+        for name in read:
+            if name in self.control or name not in self.kernel.layout:
+                continue  # control values come from the run's settings; tables and helpers are not in the buffer
+            ident = name[2:] if name.startswith("v_") else None
+            shape = self.kernel.layout[name][1]
+            if ident is not None and kind.get(ident) == "constant":
+                self.once[name] = shape
+            else:
+                self.each_step[name] = shape
+        self.cells = sum(int(np.prod(shape, dtype=int)) for shape in self.each_step.values())
+
+    def chunk_rows(self, steps: int, limit: int) -> int:
+        """Runs per kernel call such that the values read back stay within :data:`READBACK_BYTES`."""
+        return max(1, min(limit, READBACK_BYTES // max(1, 8 * steps * self.cells)))
+
+    def score(self, P: dict, I: dict, F: dict, rows: int, times, score: np.ndarray, before: np.ndarray,
+              consts: dict) -> None:
+        """Integrate ``rows`` runs with the kernel and score them at the steps marked in ``score``."""
+        from .numba_codegen import run_kernel
+
+        wanted = score | before
+        steps = np.flatnonzero(wanted)
+        # stored step-major, so that each step's values (read by every statement of the scoring) are contiguous
+        slots = {name: np.empty((len(steps), rows, int(np.prod(shape, dtype=int)))).transpose(1, 0, 2)
+                 for name, shape in self.each_step.items()}
+        slots.update({name: np.empty((rows, int(np.prod(shape, dtype=int)))) for name, shape in self.once.items()})
+        with np.errstate(all="ignore"):
+            run_kernel(self.kernel, self.engine.compiled, P, I, F, rows, times, wanted, consts, {}, slots)
+        namespace = dict(self.namespace)
+        namespace.update(rows=rows, _score=score, _before=before)
+        namespace.update({name: consts[name[2:]] for name in self.control})
+        namespace.update({name: slots[name].reshape((rows,) + shape) for name, shape in self.once.items()})
+        with np.errstate(all="ignore"):
+            exec(self.pre, namespace)
+            for k, n in enumerate(steps):
+                namespace["n"], namespace["time"] = int(n), float(times[n])
+                for name, shape in self.each_step.items():
+                    namespace[name] = slots[name][:, k].reshape((rows,) + shape)  # a view: no copy
+                exec(self.step, namespace)
+
+
+__all__ = ["KernelScorer", "Link", "LinkStructure", "Target", "Unit", "link_module", "link_structure",
+           "scoring_code"]

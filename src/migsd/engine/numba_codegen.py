@@ -760,7 +760,8 @@ _TYPES = {"V": "f8[::1]", "r": "i8", "time": "f8", "C": "f8[:]", "PG": "i8[:]", 
           "PVR": "f8[:, :]", "SK": "f8[:, :]", "SN": "i8[:]", "SV": "f8[:, :, :, :]", "FG": "b1[:]", "FS": "f8[:]", "FV": "f8[:, :]",
           "FM": "b1[:]", "IG": "b1[:]", "IM": "b1[:, :]", "IV": "f8[:, :, :]", "times": "f8[:]", "save": "b1[:]",
           "OD": "i8[:]", "OCT": "i8[:]", "OC": "i8[:]", "OUT": "f8[:, :, :]", "OUTC": "f8[:, :]", "FIN": "b1[:]",
-          "lo": "i8", "hi": "i8"}
+          "XW": "i8[:]", "XA": "i8[:]", "XN": "i8[:]", "OUTX": "f8[:, :, :]", "KW": "i8[:]", "KA": "i8[:]",
+          "KN": "i8[:]", "OUTK": "f8[:, :]", "lo": "i8", "hi": "i8"}
 
 
 def _signature(arguments: str) -> str:
@@ -901,7 +902,10 @@ def generate_kernel(compiled: CompiledModel, plan) -> tuple[str, dict]:
     tables["STOCK_CELLS"] = stock_cells
     for name, values in tables.items():
         tr.globals[name] = np.asarray(values or [0], dtype=np.int64)
-    signature = ("times, save, C, PG, PO, PV1, PVR, SK, SN, SV, FG, FS, FV, FM, IG, IM, IV, OD, OCT, OC, OUT, OUTC, FIN")
+    # XW/XA/XN -> OUTX and KW/KA/KN -> OUTK copy any slots of the buffer (internal ones too) at the saved
+    # steps and once after the initial values: what the loop scores read back (see :func:`run_kernel`)
+    signature = ("times, save, C, PG, PO, PV1, PVR, SK, SN, SV, FG, FS, FV, FM, IG, IM, IV, OD, OCT, OC, OUT, OUTC, FIN, "
+                 "XW, XA, XN, OUTX, KW, KA, KN, OUTK")
     one_run = [
         f"@njit(\"{_signature('r, ' + signature)}\", cache=True, error_model=\"numpy\")",
         f"def one_run(r, {signature}):",
@@ -916,6 +920,8 @@ def generate_kernel(compiled: CompiledModel, plan) -> tuple[str, dict]:
     one_run += ["    " + c for c in calls["constants"] + calls["initial"]]
     one_run += [
         "    _save(V, OUTC[r], OC, CONSTANT_AT, CONSTANT_CELLS)",
+        "    if KW.shape[0] > 0:",
+        "        _save(V, OUTK[r], KW, KA, KN)",
         "    k = 0",
         "    for n in range(times.shape[0]):",
         "        time = times[n]",
@@ -927,6 +933,8 @@ def generate_kernel(compiled: CompiledModel, plan) -> tuple[str, dict]:
         "        if save[n]:",
         "            _save(V, OUT[r, k], OCT, CONSTANT_AT, CONSTANT_CELLS)",
         "            _save(V, OUT[r, k], OD, DYNAMIC_AT, DYNAMIC_CELLS)",
+        "            if XW.shape[0] > 0:",
+        "                _save(V, OUTX[r, k], XW, XA, XN)",
         "            k += 1",
         "        if n == last:",
         "            break",
@@ -1114,10 +1122,14 @@ def threads() -> int:
 
 
 def run_kernel(kernel: Kernel, compiled: CompiledModel, values: dict, initial: dict, forced: dict, runs: int,
-               times, save, consts: dict, results: dict) -> np.ndarray:
+               times, save, consts: dict, results: dict, slots: dict | None = None) -> np.ndarray:
     """Pack the engine's inputs (as :func:`.batch.integrate` holds them) into arrays and run the kernel.
 
-    Returns, per run, whether its stocks ended finite.
+    ``slots`` maps places of the run's buffer (``v_<identifier>`` of any variable,
+    internal ones included, or a state's name; :attr:`Kernel.layout`) to arrays
+    that receive them: ``(runs, saved times, cells)`` at every saved step, or
+    ``(runs, cells)`` once, after the initial values. Returns, per run, whether
+    its stocks ended finite.
     """
     nodes = compiled.nodes
     size = kernel.buffer_size
@@ -1204,11 +1216,34 @@ def run_kernel(kernel: Kernel, compiled: CompiledModel, values: dict, initial: d
             out_size += n
         else:
             outc_size += n
+    copies = {True: ([], [], [], 0), False: ([], [], [], 0)}
+    slot_places = {}
+    for name, array in (slots or {}).items():
+        if name not in kernel.layout:
+            raise ModelError(f"'{name}' is not a place of the compiled kernel's buffer")
+        at, shape = kernel.layout[name]
+        n = int(np.prod(shape, dtype=int))
+        over_time = array.ndim == 3
+        where, starts, counts, used = copies[over_time]
+        where.append(used)
+        starts.append(at)
+        counts.append(n)
+        slot_places[name] = (over_time, used, n)
+        copies[over_time] = (where, starts, counts, used + n)
+
+    def copy_tables(over_time):
+        where, starts, counts, used = copies[over_time]
+        return tuple(np.asarray(t, dtype=np.int64) for t in (where, starts, counts)), max(used, 1)
+
+    (XW, XA, XN), x_size = copy_tables(True)
+    (KW, KA, KN), k_size = copy_tables(False)
+    OUTX = np.empty((runs if len(XW) else 1, int(np.sum(save)) if len(XW) else 1, x_size))
+    OUTK = np.empty((runs if len(KW) else 1, k_size))
     OUT = np.empty((runs, int(np.sum(save)), max(out_size, 1)))
     OUTC = np.empty((runs, max(outc_size, 1)))
     FIN = np.ones(runs, dtype=np.bool_)
     arguments = (np.asarray(times, dtype=float), np.asarray(save, dtype=np.bool_), C, PG, PO, PV1, PVR, SK, SN,
-                 SV, FG, FS, FV, FM, IG, IM, IV, OD, OCT, OC, OUT, OUTC, FIN)
+                 SV, FG, FS, FV, FM, IG, IM, IV, OD, OCT, OC, OUT, OUTC, FIN, XW, XA, XN, OUTX, KW, KA, KN, OUTK)
     count = min(threads(), runs)
     if count <= 1:
         kernel.simulate(0, runs, *arguments)
@@ -1223,6 +1258,9 @@ def run_kernel(kernel: Kernel, compiled: CompiledModel, values: dict, initial: d
     for ident, array in results.items():
         over_time, o, n = places[ident]
         array[...] = (OUT[:, :, o:o + n] if over_time else OUTC[:, o:o + n]).reshape(array.shape)
+    for name, array in (slots or {}).items():
+        over_time, o, n = slot_places[name]
+        array[...] = (OUTX[:, :, o:o + n] if over_time else OUTK[:, o:o + n]).reshape(array.shape)
     return FIN
 
 
