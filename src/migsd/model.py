@@ -799,10 +799,9 @@ class Model:
 
         if names is None:
             names = self.path.parent / LOOPS_FILE.name
-        if engine == "pysd":
+        if engine not in ("auto", "compiled", "numpy", "batched"):
             raise ModelError("loop scores are computed inside the batched engine; engine must be one of "
-                             "'auto', 'compiled', 'numpy', got 'pysd'")
-        self._engine_for(engine)  # checks the name
+                             f"'auto', 'compiled', 'numpy', got {engine!r}")
         dataset = loop_scores(self, scenario, params, variable=variable, quantiles=quantiles,
                               link_scores=link_scores, max_loops=max_loops or MAX_LOOPS, names=names, force=force,
                               time_step=time_step, final_time=final_time, chunk_size=chunk_size,

@@ -224,5 +224,6 @@ def test_loop_scores_on_the_kernel_do_not_depend_on_how_runs_are_chunked(logisti
 
 
 def test_loop_scores_refuse_pysd_naming_the_valid_engines(logistic):
-    with pytest.raises(migsd.ModelError, match="'auto', 'compiled', 'numpy'"):
-        logistic.loops(engine="pysd")
+    for engine in ("pysd", "fast"):
+        with pytest.raises(migsd.ModelError, match=f"'auto', 'compiled', 'numpy', got '{engine}'"):
+            logistic.loops(engine=engine)

@@ -67,6 +67,29 @@ def test_loop_scores_of_the_shipped_model_agree_with_the_numpy_engine(model):
     assert_same_loops(reference, compiled, tolerance=1e-8)
 
 
+def test_the_kernel_copies_buffer_places_at_the_saved_steps_and_refuses_an_unknown_one(decay_model):
+    from migsd.engine.batch import base_inputs, simulation_times
+    from migsd.engine.numba_codegen import run_kernel
+
+    engine = decay_model.engine
+    kernel = engine.kernel()
+    _, layers, settings = decay_model._prepare(None, None, None, None, None, None)
+    values, initial = base_inputs(decay_model, layers)
+    times, save, saved = simulation_times(settings)
+    consts = {k: float(settings[k]) for k in ("initial_time", "final_time", "time_step", "saveper")}
+    ident = next(i for i, n in engine.compiled.nodes.items() if n.name == "outflow")
+    constant = next(i for i, n in engine.compiled.nodes.items() if n.name == "residence time")
+    slots = {f"v_{ident}": np.empty((1, len(saved), 2)), f"v_{constant}": np.empty((1, 2))}
+    run_kernel(kernel, engine.compiled, values, initial, {}, 1, times, save, consts, {}, slots)
+    run = decay_model.run(engine="numpy")
+    np.testing.assert_allclose(slots[f"v_{ident}"][0], run["outflow"].transpose("time", "region").values,
+                               rtol=1e-12)
+    np.testing.assert_allclose(slots[f"v_{constant}"][0], run["residence time"].values, rtol=1e-12)
+    with pytest.raises(migsd.ModelError, match="'v_nothing' is not a place"):
+        run_kernel(kernel, engine.compiled, values, initial, {}, 1, times, save, consts, {},
+                   {"v_nothing": np.empty((1, 2))})
+
+
 def test_held_variables_initial_values_and_points_over_time_agree(decay_model):
     options = dict(force={"outflow[North]": 3.0, "total loss": 4.0}, initial={"Amount[South]": 70.0},
                    params={"residence time[North]": [[0, 8.0], [6, 12.0]], "extra loss": 0.5})

@@ -574,7 +574,7 @@ def loops(model, scenario=None, params: xr.Dataset | None = None, *, variable: s
         before = np.append(score[1:], False)
         chunk = max(1, int(chunk_size or DEFAULT_CHUNK))
         if kernel is not None:
-            scorer = KernelScorer(engine, structure, series, chosen, reducer)
+            scorer = KernelScorer(engine, kernel, structure, series, chosen, reducer)
             chunk = scorer.chunk_rows(int(np.sum(score | before)), chunk)
         else:
             namespace = link_module(engine, structure, series, frozenset(forced), chosen, reducer)

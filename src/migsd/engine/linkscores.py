@@ -427,10 +427,11 @@ class KernelScorer:
     only, over every run of a chunk at once.
     """
 
-    def __init__(self, engine, structure: LinkStructure, series: frozenset[str], chosen: list[int] | None, reduce):
+    def __init__(self, engine, kernel, structure: LinkStructure, series: frozenset[str], chosen: list[int] | None,
+                 reduce):
         from .compiler import CONTROL
 
-        self.engine, self.kernel = engine, engine.kernel()
+        self.engine, self.kernel = engine, kernel
         compiled = engine.compiled
         pre, step, constants = scoring_code(structure, chosen)
         self.pre = compile("\n".join(pre), "<migsd link scores>", "exec")

@@ -1216,27 +1216,26 @@ def run_kernel(kernel: Kernel, compiled: CompiledModel, values: dict, initial: d
             out_size += n
         else:
             outc_size += n
-    copies = {True: ([], [], [], 0), False: ([], [], [], 0)}
     slot_places = {}
-    for name, array in (slots or {}).items():
-        if name not in kernel.layout:
-            raise ModelError(f"'{name}' is not a place of the compiled kernel's buffer")
-        at, shape = kernel.layout[name]
-        n = int(np.prod(shape, dtype=int))
-        over_time = array.ndim == 3
-        where, starts, counts, used = copies[over_time]
-        where.append(used)
-        starts.append(at)
-        counts.append(n)
-        slot_places[name] = (over_time, used, n)
-        copies[over_time] = (where, starts, counts, used + n)
 
-    def copy_tables(over_time):
-        where, starts, counts, used = copies[over_time]
+    def copy_tables(names):
+        """Where each slot goes in its output row, where it is in the buffer, its cells; and the row's size."""
+        where, starts, counts, used = [], [], [], 0
+        for name in names:
+            if name not in kernel.layout:
+                raise ModelError(f"'{name}' is not a place of the compiled kernel's buffer")
+            at, shape = kernel.layout[name]
+            n = int(np.prod(shape, dtype=int))
+            where.append(used)
+            starts.append(at)
+            counts.append(n)
+            slot_places[name] = (used, n)
+            used += n
         return tuple(np.asarray(t, dtype=np.int64) for t in (where, starts, counts)), max(used, 1)
 
-    (XW, XA, XN), x_size = copy_tables(True)
-    (KW, KA, KN), k_size = copy_tables(False)
+    slots = slots or {}
+    (XW, XA, XN), x_size = copy_tables([name for name, array in slots.items() if array.ndim == 3])
+    (KW, KA, KN), k_size = copy_tables([name for name, array in slots.items() if array.ndim != 3])
     OUTX = np.empty((runs if len(XW) else 1, int(np.sum(save)) if len(XW) else 1, x_size))
     OUTK = np.empty((runs if len(KW) else 1, k_size))
     OUT = np.empty((runs, int(np.sum(save)), max(out_size, 1)))
@@ -1258,9 +1257,9 @@ def run_kernel(kernel: Kernel, compiled: CompiledModel, values: dict, initial: d
     for ident, array in results.items():
         over_time, o, n = places[ident]
         array[...] = (OUT[:, :, o:o + n] if over_time else OUTC[:, o:o + n]).reshape(array.shape)
-    for name, array in (slots or {}).items():
-        over_time, o, n = slot_places[name]
-        array[...] = (OUTX[:, :, o:o + n] if over_time else OUTK[:, o:o + n]).reshape(array.shape)
+    for name, array in slots.items():
+        o, n = slot_places[name]
+        array[...] = (OUTX[:, :, o:o + n] if array.ndim == 3 else OUTK[:, o:o + n]).reshape(array.shape)
     return FIN
 
 
