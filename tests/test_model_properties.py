@@ -95,11 +95,12 @@ def test_more_northern_labour_demand_never_raises_northern_restrictiveness_throu
     assert float((more["labour shortage"] - base["labour shortage"]).sel(region="North").max()) > 0.01
     excess = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North")
     assert float(excess.max()) <= 1e-9, f"restrictiveness rose by {float(excess.max()):.3g}"
-    # with every channel on, the shortage wins once it is perceived
+    # with every channel on, the shortage wins once it is perceived (from 2003 at calibration v6: before, the
+    # migrants the jobs draw raise sentiment by more than the young shortage lowers restriction)
     base = model.run(return_columns=columns, time_step=0.25)
     more = model.run(return_columns=columns, time_step=0.25, params=more_jobs)
-    change = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North", time=slice(2000, None))
-    assert float(change.max()) < 0, f"restrictiveness rose by {float(change.max()):.3g} after 2000"
+    change = (more["Restrictiveness"] - base["Restrictiveness"]).sel(region="North", time=slice(2005, None))
+    assert float(change.max()) < 0, f"restrictiveness rose by {float(change.max()):.3g} after 2005"
 
 
 #: The displacement terms of the .mdl and what is left without them: the model as it was before
@@ -138,7 +139,7 @@ def test_zero_displacement_inflow_gives_the_population_path_of_the_model_without
 def test_northern_ageing_can_make_labour_scarce_and_the_parameter_decides_how_much(model):
     columns = ["labour tightness", "Perceived Labour Shortage", "ageing demand wedge"]
     runs = [model.run(return_columns=columns, final_time=2060, time_step=0.25,
-                      params={"population demand elasticity": value}) for value in (0.0, 0.3, 1.0)]
+                      params={"population demand elasticity": value}) for value in (0.0, 0.3, 0.6)]
     north = [r.sel(region="North") for r in runs]
     assert float(north[0]["ageing demand wedge"].sel(time=slice(2020, 2060)).min()) > 0, "the North ages"
     tight = [float(n["labour tightness"].sel(time=2050)) for n in north]
@@ -157,3 +158,15 @@ def test_the_foreign_born_ageing_chain_holds_the_same_people_as_the_origin_matri
     np.testing.assert_allclose(ds["foreign born age profile"].sum("age"), 1.0, rtol=1e-12)
     gulf_old = ds["foreign born age profile"].sel(region="Gulf", age="Old")
     assert float(gulf_old.sel(time=2060)) != pytest.approx(float(gulf_old.sel(time=1990)), rel=1e-3), "the stock ages"
+
+
+def test_age_shares_set_by_calibration_keep_every_profile_summing_to_one(model):
+    # the working-age share is the rest of the young and old ones, so a calibrated young share cannot unbalance it
+    shares = {"initial foreign born young share[Gulf]": 0.35, "arrival young share[Gulf]": 0.2}
+    ds = model.run(params=shares, final_time=2000, return_columns=[
+        "initial foreign born age profile", "arrival age profile", "Foreign Born by Age", "foreign born population"])
+    np.testing.assert_allclose(ds["initial foreign born age profile"].sum("age"), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(ds["arrival age profile"].sum("age"), 1.0, rtol=1e-12)
+    gulf = ds["initial foreign born age profile"].sel(region="Gulf").isel(time=0)
+    assert float(gulf.sel(age="Young")) == pytest.approx(0.35) and float(gulf.sel(age="Working")) == pytest.approx(0.63)
+    np.testing.assert_allclose(ds["Foreign Born by Age"].sum("age"), ds["foreign born population"], rtol=1e-9)

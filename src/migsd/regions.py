@@ -476,7 +476,7 @@ DATA_DEFINITIONS: tuple[str, ...] = (
     "initial residents by age", "initial foreign born", "births per working age person table",
     "mortality level table", "maturing rate table", "retiring rate table",
     "displacement arrivals table", "last displacement data year", "future displacement arrivals",
-    "labour tightness cycle table",
+    "labour tightness cycle table", "remittance growth deviation table",
 )
 
 
@@ -534,8 +534,9 @@ def write_calibration_folder(regions: RegionSet, folder: Path) -> Path:
         "each region's mean weighted by WPP 2024 1 July population, from `countries/wdi_unemployment_countries.csv.gz`.\n"
         "- Copied from the repository's `calibration/data/` (sources and licences in its PROVENANCE.md): "
         + ", ".join(f"`{name}`" for name in POLITICAL_COPIED) + ". A series of one country or bloc (GSS and "
-        "Gallup: the USA; Eurobarometer: the EU; JOLTS: the USA; German vacancies: Germany) stands for the region "
-        "holding it, and IOM's routes for the region they lead to (`migsd.calibration.political`).\n",
+        "Gallup: the USA; Eurobarometer: the EU; JOLTS: the USA; German vacancies: Germany; the Gulf states' "
+        "remittances paid: the Gulf states) stands for the region holding it, and IOM's routes for the region they "
+        "lead to (`migsd.calibration.political`).\n",
         encoding="utf-8")
     return folder
 
@@ -544,7 +545,8 @@ def write_calibration_folder(regions: RegionSet, folder: Path) -> Path:
 #: routes, which :class:`~migsd.calibration.political.PoliticalData` attaches to the folder's own regions.
 POLITICAL_COPIED = ("gss_us_immigration_attitudes.csv", "press_transcribed_gallup_eurobarometer.csv",
                     "iom_missing_migrants_annual.csv", "us_jolts_job_openings_monthly.csv",
-                    "germany_vacancies_unemployment.csv", "wpp2024_working_age_usa_deu.csv")
+                    "germany_vacancies_unemployment.csv", "wpp2024_working_age_usa_deu.csv",
+                    "wdi_remittances_paid_gulf.csv")
 
 
 def write_political_data(regions: RegionSet, data_dir: Path, shared: Path | None = None) -> dict[str, str]:

@@ -26,6 +26,18 @@ def test_measured_tightness_is_the_structural_tightness_plus_the_cycle_table(mod
         np.testing.assert_allclose(added.values, expected.values, atol=1e-6)
 
 
+def test_the_wage_bill_table_moves_autonomous_job_growth_by_the_elasticity(model):
+    # the .mdl reads the Gulf's wage-bill growth as data: job growth is its smooth path plus elasticity x the table
+    table = mdl_inputs(CalibrationData(), model.defaults["relative mortality"])["remittance growth deviation table"]
+    columns = ["autonomous job growth"]
+    runs = [model.run(return_columns=columns, final_time=2030, params={"remittance demand elasticity": value})
+            for value in (0.0, 0.5)]
+    for year in (1995, 2008, 2020, 2030):
+        added = (runs[1]["autonomous job growth"] - runs[0]["autonomous job growth"]).sel(time=year)
+        # the .mdl holds the table to 5 significant digits
+        np.testing.assert_allclose(added.values, 0.5 * table.interp(year=year).values, rtol=1e-4, atol=1e-9)
+
+
 def test_initial_stocks_match_the_un_totals(model):
     data = CalibrationData()
     foreign_born = data.foreign_born(1990)

@@ -16,6 +16,7 @@ from migsd.calibration.political import (
     COPIED_FILES,
     CYCLE_RETURN_YEARS,
     DERIVED_FILES,
+    GULF_STATES,
     PARTICIPATION,
     SERIES,
     PoliticalData,
@@ -183,6 +184,58 @@ def test_a_tightness_series_with_a_gap_is_refused_naming_its_file_and_years(tmp_
     with pytest.raises(DataError, match=r"us_jolts_job_openings_monthly.csv: labour tightness of North needs three or "
                                         r"more consecutive years to take its trend out; it has 2001-2022 without \[2010\]"):
         PoliticalData(folder).tightness_cycle(REGIONS, 1990, 2100)
+
+
+def _copied_calibration(tmp_path) -> Path:
+    folder = tmp_path / "calibration"
+    shutil.copytree(CALIBRATION_DIR / "data", folder / "data")
+    shutil.copy(CALIBRATION_DIR / "regions.csv", folder / "regions.csv")
+    return folder
+
+
+def test_the_wage_bill_deviation_is_the_trend_growth_of_remittances_paid_less_its_mean(political):
+    table = political.remittance_growth_deviation(REGIONS, 1990, 2100)
+    gulf = table.sel(region="Gulf").to_series()
+    paid = pd.read_csv(CALIBRATION_DIR / "data" / "wdi_remittances_paid_gulf.csv")
+    years = sorted(paid["year"].unique())
+    inside = gulf.loc[years].to_numpy()
+    # less its mean over the data years: the .mdl's job growth keeps its average, the table only moves it about
+    assert abs(inside.mean()) < 1e-12
+    # the oil boom above the mean, the years of cheap oil before and after below it
+    assert gulf[2008] > 0.05 and gulf[1997] < -0.02 and gulf[2020] < -0.02
+    # a smooth trend's growth: no year-to-year jumps of the raw series (2007: +29%, 2008: +22%)
+    assert np.abs(np.diff(inside)).max() < 0.015
+    # zero three years after the data and in the regions without the Gulf states
+    assert gulf[years[-1]] != 0 and gulf[years[-1] + CYCLE_RETURN_YEARS] == 0 and gulf[2100] == 0
+    assert float(abs(table.sel(region=["North", "SouthUpper", "SouthLower"])).max()) == 0
+    assert set(paid["iso3"]) <= set(GULF_STATES)
+
+
+def test_a_gulf_state_entering_the_data_is_not_read_as_growth(tmp_path, political):
+    # Qatar reports from 2011 only: the sum runs over the states reporting in every year, so dropping it changes nothing
+    folder = _copied_calibration(tmp_path)
+    path = folder / "data" / "wdi_remittances_paid_gulf.csv"
+    paid = pd.read_csv(path)
+    assert paid.loc[paid["iso3"] == "QAT", "year"].min() > paid["year"].min()
+    paid[paid["iso3"] != "QAT"].to_csv(path, index=False)
+    without = PoliticalData(folder).remittance_growth_deviation(REGIONS, 1990, 2100)
+    xr.testing.assert_equal(without, political.remittance_growth_deviation(REGIONS, 1990, 2100))
+
+
+def test_a_region_set_without_the_gulf_states_region_is_refused_naming_the_mapping(political):
+    with pytest.raises(DataError, match=r"regions.csv: the Gulf states lie in region Gulf, which the .mdl lacks "
+                                        r"\(its regions: North, SouthUpper, SouthLower\)"):
+        political.remittance_growth_deviation(["North", "SouthUpper", "SouthLower"], 1990, 2100)
+
+
+def test_remittances_with_a_missing_year_are_refused_naming_the_file_and_the_year(tmp_path):
+    folder = _copied_calibration(tmp_path)
+    path = folder / "data" / "wdi_remittances_paid_gulf.csv"
+    paid = pd.read_csv(path)
+    paid[paid["year"] != 2009].to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"wdi_remittances_paid_gulf.csv: remittances paid by the Gulf states of Gulf "
+                                        r"need three or more consecutive years .* 1990-2023 without \[2009\]"):
+        PoliticalData(folder).remittance_growth_deviation(REGIONS, 1990, 2100)
 
 
 def test_a_missing_data_file_names_it(tmp_path):

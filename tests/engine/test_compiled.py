@@ -58,10 +58,21 @@ def test_every_shipped_scenario_agrees_with_the_numpy_engine_in_every_variable(m
 @pytest.mark.slow
 def test_loop_scores_of_the_shipped_model_agree_with_the_numpy_engine(model):
     options = dict(scenario="status_quo", variable="Restrictiveness[North]")
-    compiled = model.loops(engine="compiled", **options)
-    # the loop search of the numpy run starts afresh: both backends' pilots must keep the same loops
+    searched = model.loops(engine="compiled", **options)
+    # the loop search of the numpy run starts afresh: both backends' pilots keep the same loops but for ones
+    # at the search's cut-off, where rounding in the last digit decides (3 of 610 at calibration v6)
     model.__dict__.pop("_loop_sets", None)
     reference = model.loops(engine="numpy", **options)
+    found = {name: set(ds["loop_variables"].values.tolist()) for name, ds in (("numpy", reference),
+                                                                                ("compiled", searched))}
+    differing = found["numpy"] ^ found["compiled"]
+    assert len(differing) <= 0.01 * len(found["numpy"]), sorted(differing)
+    for ds in (reference, searched):
+        at_cut = ds["relative loop score"].isel(loop=[k for k, text in enumerate(ds["loop_variables"].values)
+                                                      if text in differing]).values
+        assert np.nanmax(np.abs(at_cut), initial=0.0) < 0.01, "a loop the other search drops matters"
+    # over the same loops (the numpy search's), the kernel's scores are the numpy module's
+    compiled = model.loops(engine="compiled", **options)
     # a loop score multiplies link scores, each dividing two changes over one time step: rounding in the
     # kernel's last digit shows up magnified, at up to 2e-9 of the largest loop score
     assert_same_loops(reference, compiled, tolerance=1e-8)

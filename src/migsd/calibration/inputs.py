@@ -3,8 +3,8 @@
 ``migsd data --write`` and ``migsd regions`` put these numbers into a .mdl, and a
 test keeps the shipped .mdl and the data in agreement. Demography and forced
 displacement come from the UN series (:mod:`.data`); the business cycle of labour
-tightness from the political-core series (:mod:`.political`). This module is the
-one place that joins the two, so that neither imports the other.
+tightness and the Gulf's migrant wage bill from the political-core series
+(:mod:`.political`). This module is the one place that joins the two, so that neither imports the other.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[
         "last displacement data year": xr.DataArray(float(last_year)),
         "future displacement arrivals": arrivals.isel(year=slice(-FUTURE_DISPLACEMENT_YEARS, None)).mean("year"),
         "labour tightness cycle table": PoliticalData(data.directory).tightness_cycle(
+            data.regions, INITIAL_YEAR, TABLE_YEARS[-1]),
+        "remittance growth deviation table": PoliticalData(data.directory).remittance_growth_deviation(
             data.regions, INITIAL_YEAR, TABLE_YEARS[-1]),
     }
 

@@ -42,6 +42,11 @@ Series (name: what; regions):
   North: they sample it, a proxy). For the other regions, vacancies are not observed:
   tightness is at least -unemployment rate (no upper bound).
 
+Besides series, two tables of time the .mdl reads as data: the business cycle of
+labour tightness (:meth:`PoliticalData.tightness_cycle`) and the growth of the
+Gulf's migrant wage bill, from the remittances its countries pay
+(:meth:`PoliticalData.remittance_growth_deviation`).
+
 Regions are those of ``directory/regions.csv``: a folder written by ``migsd regions``
 holds the same files with its own regions (:func:`region_files` makes them), and the
 single-country series attach to the region holding their country.
@@ -75,6 +80,11 @@ CYCLE_SMOOTHING = 100.0
 #: business cycle, so the last data year's tightness does not persist into the projection.
 CYCLE_RETURN_YEARS = 3
 
+#: The Gulf Cooperation Council states, whose migrant jobs oil rents fund: the personal remittances they pay are
+#: their migrant workers' wage bill sent home, the one measured trace of the boom (2003-2014) and the bust after it
+#: that oil revenues drove. The region holding most of their people gets the wage bill's growth as data.
+GULF_STATES = ("SAU", "ARE", "KWT", "QAT", "OMN", "BHR")
+
 #: The copied and aggregated files, their licence and the citation a target using them carries.
 FILES = {
     "impic_model_regions_used.csv": "IMPIC 2016 (Helbling et al. 2017; Bjerre et al. 2016), region means",
@@ -85,6 +95,7 @@ FILES = {
     "us_jolts_job_openings_monthly.csv": "US BLS JOLTS via FRED (public domain)",
     "germany_vacancies_unemployment.csv": "OECD Main Economic Indicators via FRED (attribution)",
     "wdi_unemployment.csv": "World Bank WDI SL.UEM.TOTL.ZS (CC BY 4.0)",
+    "wdi_remittances_paid_gulf.csv": "World Bank WDI BM.TRF.PWKR.CD.DT, the Gulf states (CC BY 4.0)",
     "wpp2024_working_age_usa_deu.csv": "UN WPP 2024 (CC BY 3.0 IGO)",
 }
 
@@ -370,18 +381,64 @@ class PoliticalData:
                                 f"{f' without {missing}' if missing else ''}")
             cycle, _trend = hpfilter(middle.to_numpy(), lamb=CYCLE_SMOOTHING)
             rows[region] = pd.Series(cycle, index=years)
-        # each region's cycle is piecewise linear through its own points; on the union of every region's points
-        # (the one year axis a subscripted lookup table of the .mdl has) interpolation gives the same function
-        points = {region: pd.concat([pd.Series([0.0], index=[int(cycle.index[0]) - 1]), cycle,
-                                     pd.Series([0.0], index=[int(cycle.index[-1]) + CYCLE_RETURN_YEARS])])
-                  for region, cycle in rows.items()}
-        years = sorted({initial_year, final_year}.union(*(set(p.index.astype(int)) for p in points.values())))
-        years = [year for year in years if initial_year <= year <= final_year]
-        table = np.zeros((len(years), len(regions)))
-        for region, line in points.items():
-            table[:, regions.index(region)] = np.interp(years, line.index.to_numpy(dtype=float), line.to_numpy(),
-                                                        left=0.0, right=0.0)
-        return xr.DataArray(table, dims=("year", "region"), coords={"year": years, "region": regions})
+        return _table_of_time(rows, regions, initial_year, final_year)
+
+    def remittance_growth_deviation(self, regions, initial_year: int, final_year: int) -> xr.DataArray:
+        """Growth of the Gulf's migrant wage bill above its mean, by year and region: the .mdl's
+        ``remittance growth deviation table`` (1/Year).
+
+        The personal remittances paid (current US$) by the :data:`GULF_STATES` of the region holding most of their
+        people, summed over the states reporting in every year (so that a state entering the data, Qatar in 2011,
+        is not read as growth); the growth of its Hodrick-Prescott trend (log, :data:`CYCLE_SMOOTHING`) less that
+        growth's mean over the data years, so the .mdl's autonomous job growth keeps its meaning and the table
+        moves it only around it. Zero outside the data (returning linearly over :data:`CYCLE_RETURN_YEARS` after
+        them) and in every other region.
+        """
+        from statsmodels.tsa.filters.hp_filter import hpfilter
+
+        regions = list(regions)
+        path = self.directory / "data" / "wdi_remittances_paid_gulf.csv"
+        region = self.region_holding(GULF_STATES)
+        if region not in regions:
+            raise DataError(f"{self.directory / 'regions.csv'}: the Gulf states lie in region {region}, which the "
+                            f".mdl lacks (its regions: {', '.join(regions)})")
+        frame = self._read(path.name)
+        frame = frame[(frame["variable"] == "remittances_paid_usd")
+                      & frame["iso3"].isin([c for c in GULF_STATES if self.mapping.get(c) == region])]
+        paid = frame.pivot(index="year", columns="iso3", values="value").sort_index()
+        years = [int(year) for year in paid.index]
+        complete = [iso3 for iso3 in paid.columns if paid[iso3].notna().all() and (paid[iso3] > 0).all()]
+        missing = sorted(set(range(years[0], years[-1] + 1)) - set(years)) if years else []
+        if len(years) < 3 or missing or not complete:
+            raise DataError(f"{path}: remittances paid by the Gulf states of {region} need three or more consecutive "
+                            f"years with a state reporting in each; it has "
+                            f"{f'{years[0]}-{years[-1]}' if years else 'none'}"
+                            f"{f' without {missing}' if missing else ''}"
+                            f"{'' if complete or not years else ' and no state reporting in every year'}")
+        _cycle, trend = hpfilter(np.log(paid[complete].sum(axis=1).to_numpy()), lamb=CYCLE_SMOOTHING)
+        growth = np.gradient(trend, np.asarray(years, dtype=float))
+        deviation = pd.Series(growth - growth.mean(), index=years)
+        return _table_of_time({region: deviation}, regions, initial_year, final_year)
+
+
+def _table_of_time(rows: dict[str, pd.Series], regions: list[str], initial_year: int,
+                   final_year: int) -> xr.DataArray:
+    """A lookup table of time by region from each region's yearly values: zero the year before them, back to zero
+    :data:`CYCLE_RETURN_YEARS` after them, and zero in the regions without values.
+
+    Each region's line is piecewise linear through its own points; on the union of every region's points (the one
+    year axis a subscripted lookup table of the .mdl has) interpolation gives the same function.
+    """
+    points = {region: pd.concat([pd.Series([0.0], index=[int(values.index[0]) - 1]), values,
+                                 pd.Series([0.0], index=[int(values.index[-1]) + CYCLE_RETURN_YEARS])])
+              for region, values in rows.items()}
+    years = sorted({initial_year, final_year}.union(*(set(p.index.astype(int)) for p in points.values())))
+    years = [year for year in years if initial_year <= year <= final_year]
+    table = np.zeros((len(years), len(regions)))
+    for region, line in points.items():
+        table[:, regions.index(region)] = np.interp(years, line.index.to_numpy(dtype=float), line.to_numpy(),
+                                                    left=0.0, right=0.0)
+    return xr.DataArray(table, dims=("year", "region"), coords={"year": years, "region": regions})
 
 
 # ------------------------------------------------------------ shipped aggregates
@@ -469,6 +526,13 @@ def wdi_region_unemployment(countries: pd.DataFrame, population: pd.DataFrame, m
     return pd.DataFrame(rows, columns=["iso3", "region", "year", "value"])
 
 
+def wdi_remittances_paid_gulf(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
+    """WDI personal remittances paid (current US$) by the Gulf states (``wdi_remittances_paid_gulf.csv``)."""
+    countries = pd.read_csv(shared / "wdi_unemployment_remittances.csv")
+    chosen = countries[(countries["variable"] == "remittances_paid_usd") & countries["iso3"].isin(GULF_STATES)]
+    return chosen.sort_values(["iso3", "year"])
+
+
 def working_age_usa_deu(shared: Path = SHARED_DIR / "data") -> pd.DataFrame:
     """WPP 2024 population 15-64 (thousands, 5-yearly) of the USA and Germany (``wpp2024_working_age_usa_deu.csv``)."""
     wpp = pd.read_csv(shared / "wpp2024_age_groups_5yr.csv")
@@ -488,6 +552,7 @@ DERIVED_FILES = {
     "impic_model_regions_used.csv": impic_region_aggregates,
     "wvs_model_regions_used.csv": wvs_region_aggregates,
     "wdi_unemployment.csv": wdi_unemployment,
+    "wdi_remittances_paid_gulf.csv": wdi_remittances_paid_gulf,
     "wpp2024_working_age_usa_deu.csv": working_age_usa_deu,
     "press_transcribed_gallup_eurobarometer.csv": transcribed_figures,
 }
@@ -509,6 +574,6 @@ def write_shipped_files(shared: Path = SHARED_DIR / "data", out: Path = CALIBRAT
     return written
 
 
-__all__ = ["CITATIONS", "PARTICIPATION", "PROXY_COUNTRIES", "PoliticalData", "ROUTE_DESTINATIONS", "SERIES",
-           "VACANCY_COUNTRIES", "impic_region_aggregates", "wdi_region_unemployment", "write_shipped_files",
+__all__ = ["CITATIONS", "GULF_STATES", "PARTICIPATION", "PROXY_COUNTRIES", "PoliticalData", "ROUTE_DESTINATIONS",
+           "SERIES", "VACANCY_COUNTRIES", "impic_region_aggregates", "wdi_region_unemployment", "write_shipped_files",
            "wvs_region_aggregates"]

@@ -480,7 +480,9 @@ def write_report(ensemble: xr.Dataset, facts: xr.Dataset, figures: dict[str, str
         median = _fmt_year(float(facts["median yield year"].sel(scenario=s)))
         low = _fmt_year(float(facts["yield year 5%"].sel(scenario=s)))
         high = _fmt_year(float(facts["yield year 95%"].sel(scenario=s)))
-        lines.append(f"| {titles[s]} (`{s}`) | " + " | ".join(cells) + f" | {median} ({low}-{high}) |")
+        # an interval of "never" to "never" says nothing the median does not
+        timing = median if low == high == median == _fmt_year(float("nan")) else f"{median} ({low}-{high})"
+        lines.append(f"| {titles[s]} (`{s}`) | " + " | ".join(cells) + f" | {timing} |")
     lines += ["", f"![yield probability]({figures['yield']})", "",
               "*Figure 1. Share of ensemble members in which Northern restrictiveness has yielded, by year, per "
               "scenario.*", "", "## The mechanisms, in 2050 (ensemble medians)", "",
