@@ -19,6 +19,7 @@ def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[
     """The data-derived constants and tables of the .mdl, by .mdl name."""
     rates = data.ageing_rates(relative_mortality)
     arrivals = data.displacement_arrivals()
+    political = PoliticalData(data.directory)  # one region mapping read for both of its tables
     last_year = int(arrivals["year"].values[-1])
     # the table spans the run, as the demographic ones do: its ends hold the first and last data years
     # (pysd warns on any lookup read outside its points, and the model reads this one only to the data end)
@@ -34,9 +35,8 @@ def mdl_inputs(data: CalibrationData, relative_mortality: xr.DataArray) -> dict[
         "displacement arrivals table": xr.concat(ends, dim="year"),
         "last displacement data year": xr.DataArray(float(last_year)),
         "future displacement arrivals": arrivals.isel(year=slice(-FUTURE_DISPLACEMENT_YEARS, None)).mean("year"),
-        "labour tightness cycle table": PoliticalData(data.directory).tightness_cycle(
-            data.regions, INITIAL_YEAR, TABLE_YEARS[-1]),
-        "remittance growth deviation table": PoliticalData(data.directory).remittance_growth_deviation(
+        "labour tightness cycle table": political.tightness_cycle(data.regions, INITIAL_YEAR, TABLE_YEARS[-1]),
+        "remittance growth deviation table": political.remittance_growth_deviation(
             data.regions, INITIAL_YEAR, TABLE_YEARS[-1]),
     }
 

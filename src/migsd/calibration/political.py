@@ -397,12 +397,13 @@ class PoliticalData:
         from statsmodels.tsa.filters.hp_filter import hpfilter
 
         regions = list(regions)
-        path = self.directory / "data" / "wdi_remittances_paid_gulf.csv"
+        name = "wdi_remittances_paid_gulf.csv"
+        path = self.directory / "data" / name
         region = self.region_holding(GULF_STATES)
         if region not in regions:
             raise DataError(f"{self.directory / 'regions.csv'}: the Gulf states lie in region {region}, which the "
                             f".mdl lacks (its regions: {', '.join(regions)})")
-        frame = self._read(path.name)
+        frame = self._read(name)
         frame = frame[(frame["variable"] == "remittances_paid_usd")
                       & frame["iso3"].isin([c for c in GULF_STATES if self.mapping.get(c) == region])]
         paid = frame.pivot(index="year", columns="iso3", values="value").sort_index()
