@@ -373,12 +373,8 @@ class PoliticalData:
         for region in self.vacancy_regions:
             middle = (0.5 * (lower.loc[region] + upper.loc[region])).dropna()
             years = [int(year) for year in middle.index]
-            missing = sorted(set(range(years[0], years[-1] + 1)) - set(years)) if years else []
-            if len(years) < 3 or missing:
-                raise DataError(f"{self.path('tightness:lower')}: labour tightness of {region} needs three or more "
-                                f"consecutive years to take its trend out; it has "
-                                f"{f'{years[0]}-{years[-1]}' if years else 'none'}"
-                                f"{f' without {missing}' if missing else ''}")
+            _require_consecutive_years(years, f"{self.path('tightness:lower')}: labour tightness of {region} needs",
+                                       "to take its trend out")
             cycle, _trend = hpfilter(middle.to_numpy(), lamb=CYCLE_SMOOTHING)
             rows[region] = pd.Series(cycle, index=years)
         return _table_of_time(rows, regions, initial_year, final_year)
@@ -409,17 +405,23 @@ class PoliticalData:
         paid = frame.pivot(index="year", columns="iso3", values="value").sort_index()
         years = [int(year) for year in paid.index]
         complete = [iso3 for iso3 in paid.columns if paid[iso3].notna().all() and (paid[iso3] > 0).all()]
-        missing = sorted(set(range(years[0], years[-1] + 1)) - set(years)) if years else []
-        if len(years) < 3 or missing or not complete:
-            raise DataError(f"{path}: remittances paid by the Gulf states of {region} need three or more consecutive "
-                            f"years with a state reporting in each; it has "
-                            f"{f'{years[0]}-{years[-1]}' if years else 'none'}"
-                            f"{f' without {missing}' if missing else ''}"
-                            f"{'' if complete or not years else ' and no state reporting in every year'}")
+        _require_consecutive_years(years, f"{path}: remittances paid by the Gulf states of {region} need",
+                                   "with a state reporting in each",
+                                   "" if complete or not years else " and no state reporting in every year")
         _cycle, trend = hpfilter(np.log(paid[complete].sum(axis=1).to_numpy()), lamb=CYCLE_SMOOTHING)
         growth = np.gradient(trend, np.asarray(years, dtype=float))
         deviation = pd.Series(growth - growth.mean(), index=years)
         return _table_of_time({region: deviation}, regions, initial_year, final_year)
+
+
+def _require_consecutive_years(years: list[int], subject: str, purpose: str, shortfall: str = "") -> None:
+    """Refuse a series a Hodrick-Prescott filter cannot take: under three years, a gap, or ``shortfall`` (why
+    the years that are there do not count), naming ``subject`` (the file and what of it needs the years)."""
+    missing = sorted(set(range(years[0], years[-1] + 1)) - set(years)) if years else []
+    if len(years) < 3 or missing or shortfall:
+        raise DataError(f"{subject} three or more consecutive years {purpose}; it has "
+                        f"{f'{years[0]}-{years[-1]}' if years else 'none'}"
+                        f"{f' without {missing}' if missing else ''}{shortfall}")
 
 
 def _table_of_time(rows: dict[str, pd.Series], regions: list[str], initial_year: int,
