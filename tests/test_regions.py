@@ -39,7 +39,7 @@ def test_country_files_sum_to_the_shipped_region_totals():
     keys = ["region", "year", "variable", "variant"]
     joined = shipped.merge(timeseries, on=keys, suffixes=("_shipped", "_countries"))
     wanted = shipped[shipped["variable"].isin(["births", "deaths", "pop_jul1", *AGES, "migrant_stock_both"])
-                     & shipped["variant"].isin(["estimate", "medium", "ims2020"]) & shipped["year"].between(1990, 2100)
+                     & shipped["variant"].isin(["estimate", "medium", "ims2020", "ims2024"]) & shipped["year"].between(1990, 2100)
                      & (shipped["region"] != "world")]
     assert len(joined) == len(wanted) == len(timeseries) > 1000  # every kept series, and nothing else
     np.testing.assert_allclose(joined["value_countries"], joined["value_shipped"], rtol=1e-9, atol=2e-3)

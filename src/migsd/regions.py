@@ -65,7 +65,9 @@ _SUBSCRIPTS = re.compile(r"\[([^\]]*)\]")
 def _country_frames(directory: Path = COUNTRY_DIR) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     try:
         wpp = pd.read_csv(directory / "wpp2024_countries.csv.gz")
-        destination = pd.read_csv(directory / "ims2020_destination_countries.csv.gz")
+        destination = pd.concat([
+            pd.read_csv(directory / f"{edition}_destination_countries.csv.gz").assign(variant=edition)
+            for edition in ("ims2020", "ims2024")])
         bilateral = pd.read_csv(directory / "ims2020_od_countries.csv.gz")
     except FileNotFoundError as error:
         raise RegionError(f"country-level data file not found: {error.filename}") from error
@@ -86,9 +88,8 @@ def aggregate(mapping: pd.Series, directory: Path = COUNTRY_DIR) -> tuple[pd.Dat
     series = wpp.assign(region=wpp["iso3"].map(mapping)).dropna(subset=["region"])
     series = series.groupby(["region", "variable", "variant", "year"], as_index=False)["value"].sum()
     stocks = destination.assign(region=destination["iso3"].map(mapping)).dropna(subset=["region"])
-    stocks = stocks.groupby(["region", "year"], as_index=False)["migrant_stock_both"].sum()
-    stocks = stocks.rename(columns={"migrant_stock_both": "value"}).assign(variable="migrant_stock_both",
-                                                                         variant="ims2020")
+    stocks = stocks.groupby(["region", "variant", "year"], as_index=False)["migrant_stock_both"].sum()
+    stocks = stocks.rename(columns={"migrant_stock_both": "value"}).assign(variable="migrant_stock_both")
     timeseries = pd.concat([series, stocks])[["region", "year", "variable", "variant", "value"]]
     origin = bilateral["orig_iso3"].map(mapping).where(bilateral["orig_iso3"] != "XXX", "unknown")
     od = bilateral.assign(orig_region=origin, dest_region=bilateral["dest_iso3"].map(mapping))

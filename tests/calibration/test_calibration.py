@@ -290,7 +290,11 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     assert "## Integration error at the fitted parameters" in note and "| Restrictiveness |" in note
     fit = pd.read_csv(out / "calibrated_v1_fit.csv")
     assert set(fit["sample"]) == {"in sample 1990-2020", "calibrated to 2010: in sample 1990-2010",
-                                  "calibrated to 2010: out of sample 2020", "validation 2021-2023 (best)"}
+                                  "calibrated to 2010: out of sample 2020", "validation 2021-2023 (best)",
+                                  "validation 2024 (best)", "calibrated to 2010: validation 2024"}
+    revised = fit[fit["target"] == "foreign-born by destination 2024 (IMS 2024, validation)"]
+    assert sorted(revised["series"]) == sorted(["North", "Gulf", "SouthUpper", "SouthLower"] * 2)
+    assert (revised["n"] == 1).all() and revised["MAPE"].notna().all()
     assert {"RMSE", "MAPE", "R2", "U_M", "U_S", "U_C"} <= set(fit.columns)
     assert (out / "calibrated_v1_fit" / "foreign-born_by_destination.png").exists()
     # a version whose evaluations are logged but whose results were never written is the one to resume
@@ -362,3 +366,36 @@ def test_a_target_at_its_years_is_the_selection_with_year_for_time(select):
     years = (1990, 2000, 2010, 2020)
     expected = values.sel(time=list(years)).rename(time="year").assign_coords(year=list(years))
     xr.testing.assert_identical(_at_years(values, years), expected)
+
+
+def test_each_migrant_stock_edition_reads_its_own_figures_and_refuses_years_it_lacks():
+    from migsd.calibration.fit import observed
+
+    # UN DESA's figures for the GCC states (shared/data/PROVENANCE.md, section 7.3): the 2024 edition revises 2020
+    data = CalibrationData()
+    revised = observed(Target("x", "foreign born population", [2020, 2024], data="ims2024:migrant_stock_both"), data)
+    first = observed(Target("x", "foreign born population", [2020], data="ims:migrant_stock_both"), data)
+    assert revised.sel(region="Gulf").values.tolist() == [28_020_114, 30_624_600]
+    assert float(first.sel(region="Gulf", year=2020)) == 30_816_455
+    with pytest.raises(DataError, match=r"series 'migrant_stock_both' has no value for years \[2024\]"):
+        observed(Target("x", "foreign born population", [2024], data="ims:migrant_stock_both"), data)
+
+
+def test_a_written_calibration_is_validated_by_the_code_that_writes_the_check(tmp_path):
+    from migsd.calibration.fit import current
+    from migsd.calibration.report import validate
+
+    path = current()
+    table = validate(path)
+    written = pd.read_csv(path.with_name(path.stem + "_fit.csv"))
+    written = written[written["sample"] == "validation 2021-2023 (best)"].set_index("series")["MAPE"]
+    totals = table[table["sample"] == "validation 2021-2023 (best)"].set_index("series")["MAPE"]
+    np.testing.assert_allclose(totals.loc[written.index], written, rtol=1e-5)
+    revised = table[table["sample"] == "validation 2024 (best)"]
+    assert sorted(revised["series"]) == sorted(["North", "Gulf", "SouthUpper", "SouthLower"])
+    assert (revised["MAPE"] > 0).all()
+    lacking = tmp_path / "calibrated_v1.csv"
+    pd.read_csv(path, index_col="config").drop(columns=["job opportunity weight"]).to_csv(lacking)
+    with pytest.raises(DataError, match=r"calibrated_v1.csv: no column for the calibrated parameters "
+                                        r"\['job opportunity weight'\]"):
+        validate(lacking)

@@ -41,6 +41,13 @@ def main() -> None:
     bilateral = pd.read_csv(SHARED / "un_ims2020_bilateral.csv")
     _write(bilateral[["dest_iso3", "orig_iso3", "year", "stock_both"]]
            .sort_values(["dest_iso3", "orig_iso3", "year"]), "ims2020_od_countries.csv.gz")
+    # IMS 2024 only by destination (all origins, unknown included, as the shared region rows are summed): its
+    # origin detail is far coarser than IMS 2020's, so the corridors stay IMS 2020 and the 2024 edition checks
+    # the fitted stocks out of sample
+    revised = pd.read_csv(SHARED / "un_ims2024_bilateral.csv")
+    revised = revised.groupby(["dest_iso3", "year"], as_index=False)["stock_both"].sum()
+    _write(revised.rename(columns={"dest_iso3": "iso3", "stock_both": "migrant_stock_both"})
+           .sort_values(["iso3", "year"]), "ims2024_destination_countries.csv.gz")
     displaced = pd.read_csv(SHARED / "unhcr_forcibly_displaced.csv")
     displaced = displaced[displaced["variable"].isin(PROTECTION_GROUPS)]
     _write(displaced[["iso3", "role", "year", "variable", "value"]]

@@ -52,6 +52,9 @@ TRANSCRIBED_WEIGHT = 0.5
 #: A political-core series' payoff term is its squared standardised error times this squared scale, so that a
 #: one-sd miss of a survey point weighs like a 5% miss of a demographic series of the same weight.
 POLITICAL_SCALE = 0.05
+#: The prefix of a target's ``data`` naming an International Migrant Stock series, and the edition (the
+#: ``variant`` of model_regions_timeseries.csv) it reads. IMS 2024 revises 1990-2020 as well as adding 2024.
+IMS_EDITIONS = {"ims": "ims2020", "ims2024": "ims2024"}
 PRIOR_KEYS = ("name", "why") + DISTRIBUTION_KEYS
 SETTINGS_KEYS = ("targets", "priors", "seed", "generations", "population", "local_evaluations", "members",
                  "proposals", "years", "posterior", "start")
@@ -191,7 +194,7 @@ def _check_political(target: Target, table: dict, where: str, data_directory: Pa
     from .political import CITATIONS, SERIES, PoliticalData
 
     political_keys = [k for k in ("source", "bound", "transcribed") if k in table]
-    if target.data is None or ":" not in str(target.data) or str(target.data).startswith("ims:"):
+    if target.data is None or ":" not in str(target.data) or str(target.data).split(":")[0] in IMS_EDITIONS:
         if political_keys and not target.political:
             raise ScenarioError(f"{where}: {political_keys} apply to political-core series ({', '.join(SERIES)})")
         return
@@ -280,8 +283,9 @@ def observed(target: Target, data: CalibrationData) -> xr.DataArray:
     if target.data == "bilateral":
         frames = [data.foreign_born(year) for year in years]
         values = xr.concat(frames, dim=xr.Variable("year", years))
-    elif target.data.startswith("ims:"):
-        values = data.series(target.data[4:], years, variants=("ims2020",))
+    elif target.data.split(":")[0] in IMS_EDITIONS:
+        edition, series = target.data.split(":", 1)
+        values = data.series(series, years, variants=(IMS_EDITIONS[edition],))
     else:
         values = data.series(target.data, years)
     values = values * target.scale
