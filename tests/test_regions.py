@@ -38,7 +38,7 @@ def test_country_files_sum_to_the_shipped_region_totals():
     shipped = pd.read_csv(CALIBRATION_DIR / "data" / "model_regions_timeseries.csv")
     keys = ["region", "year", "variable", "variant"]
     joined = shipped.merge(timeseries, on=keys, suffixes=("_shipped", "_countries"))
-    wanted = shipped[shipped["variable"].isin(["births", "deaths", "pop_jul1", *AGES, "migrant_stock_both"])
+    wanted = shipped[shipped["variable"].isin(["births", "deaths", "pop_jul1", "net_migration", *AGES, "migrant_stock_both"])
                      & shipped["variant"].isin(["estimate", "medium", "ims2020", "ims2024"]) & shipped["year"].between(1990, 2100)
                      & (shipped["region"] != "world")]
     assert len(joined) == len(wanted) == len(timeseries) > 1000  # every kept series, and nothing else

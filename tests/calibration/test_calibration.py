@@ -1,5 +1,6 @@
 """Calibration: fit statistics, recovery of known parameters, resumption, and checks on data and settings."""
 
+import math
 import shutil
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from migsd.calibration.fit import (
     Target,
     ensemble_params,
     fit,
+    fit_table,
     load_priors,
     load_settings,
     load_targets,
@@ -291,7 +293,8 @@ def test_calibrate_writes_parameters_note_fit_table_and_figures(uncalibrated, tm
     fit = pd.read_csv(out / "calibrated_v1_fit.csv")
     assert set(fit["sample"]) == {"in sample 1990-2020", "calibrated to 2010: in sample 1990-2010",
                                   "calibrated to 2010: out of sample 2020", "validation 2021-2023 (best)",
-                                  "validation 2024 (best)", "calibrated to 2010: validation 2024"}
+                                  "validation 2020-2023 (best)", "validation 2024 (best)",
+                                  "calibrated to 2010: validation 2024"}
     revised = fit[fit["target"] == "foreign-born by destination 2024 (IMS 2024, validation)"]
     assert sorted(revised["series"]) == sorted(["North", "Gulf", "SouthUpper", "SouthLower"] * 2)
     assert (revised["n"] == 1).all() and revised["MAPE"].notna().all()
@@ -399,3 +402,27 @@ def test_a_written_calibration_is_validated_by_the_code_that_writes_the_check(tm
     with pytest.raises(DataError, match=r"calibrated_v1.csv: no column for the calibrated parameters "
                                         r"\['job opportunity weight'\]"):
         validate(lacking)
+
+
+def test_a_flow_on_its_own_values_is_scored_by_its_noise_and_its_negative_data_are_kept():
+    from migsd.calibration.fit import POLITICAL_SCALE, observed
+    from migsd.calibration.likelihood import Likelihood
+
+    flow = Target("net migration", "v", [0, 1], data="net_migration", scale=1000, transform="none",
+                  likelihood=Likelihood("normal", noise=500_000.0), weight=2.0)
+    data = xr.DataArray([-1_000_000.0, 250_000.0], dims="year", coords={"year": [0, 1]})
+    problem = Problem(None, [flow], [Prior("x", 0, 1)], {flow.name: data})
+    runs = xr.Dataset({"v": (("run", "time"), [[0.0, 250_000.0], [-1_000_000.0, -750_000.0]])}, coords={"time": [0, 1]})
+    # misses of 2 and 0 noise scales, then 0 and 2: in persons a year the same term would be ~1e12
+    assert flow.standardised
+    np.testing.assert_allclose(problem.terms(runs)["net migration"], 2.0 * POLITICAL_SCALE**2 * np.array([2.0, 2.0]))
+    logged = Target("x", "v", [0, 1], data="net_migration", scale=1000)
+    assert not logged.standardised
+    # a region that loses people has negative net migration: data for a flow, refused only on a log scale
+    southlower = observed(replace(flow, years=[2010, 2011]), CalibrationData()).sel(region="SouthLower")
+    assert (southlower < 0).all()
+    with pytest.raises(DataError, match=r"target 'x': data 'net_migration' has non-positive values .* a log target"):
+        observed(replace(logged, years=[2010]), CalibrationData())
+    # a share of data that cross zero means nothing: the fit table leaves the MAPE of a flow empty
+    table = fit_table(problem, runs.isel(run=[0]))
+    assert table["MAPE"].isna().all() and table["RMSE"].iloc[0] == pytest.approx(1_000_000.0 / math.sqrt(2))

@@ -26,7 +26,7 @@ def _write(frame: pd.DataFrame, name: str) -> None:
 
 def main() -> None:
     annual = pd.read_csv(SHARED / "wpp2024_annual.csv")
-    annual = annual[annual["iso3"].notna() & annual["variable"].isin(["births", "deaths", "pop_jul1"])
+    annual = annual[annual["iso3"].notna() & annual["variable"].isin(["births", "deaths", "pop_jul1", "net_migration"])
                     & annual["variant"].isin(VARIANTS) & annual["year"].between(*YEARS)]
     ages = pd.read_csv(SHARED / "wpp2024_age_groups_5yr.csv")
     ages = ages[ages["iso3"].notna() & ages["variable"].isin(["pop_0_14", "pop_15_64", "pop_65plus"])

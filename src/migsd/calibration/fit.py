@@ -94,6 +94,14 @@ class Target:
     def kind(self) -> str:
         return "band" if self.band is not None else "soft" if self.value is not None else "series"
 
+    @property
+    def standardised(self) -> bool:
+        """Its errors are divided by its declared noise: a political-core series, or any series whose errors are
+        on its own values (``likelihood = "normal"``, ``transform = "none"``), as a flow that changes sign must
+        be (a log, or a share of the data, has no meaning near zero)."""
+        normal = self.likelihood is not None and self.likelihood.kind == "normal" and self.transform == "none"
+        return self.political or normal
+
 
 @dataclass
 class Prior:
@@ -296,8 +304,10 @@ def observed(target: Target, data: CalibrationData) -> xr.DataArray:
         # IMS lists only corridors with migrants: a corridor absent from it (a zero here, seen once regions
         # are cut finer than the shipped four) is no observation, not a measured zero a log could compare
         values = values.where(values > 0)
-    bad = values.where(values <= 0, drop=True) if target.transform == "log" else values.where(values < 0, drop=True)
-    if bad.size:
+    # only a log needs positive numbers: a flow (net migration) changes sign, and a negative stock or
+    # population is refused where the file is read (CalibrationData.series), naming its row
+    bad = values.where(values <= 0, drop=True)
+    if target.transform == "log" and bad.size:
         raise DataError(f"target '{target.name}': data '{target.data}' has non-positive values "
                         f"({bad.to_series().head(3).to_dict()}); a log target needs positive numbers")
     return values
@@ -398,7 +408,8 @@ class Problem:
         return values
 
     def political_residuals(self, target: Target, model: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised errors (run x points) of a political-core target, and the reporting factor per run.
+        """Standardised errors (run x points) of a political-core (or other standardised) target, and the
+        reporting factor per run.
 
         The error's scale is the noise and the proxy error in quadrature. A ``factor`` (the share of deaths IOM
         records; Eurobarometer shares per unit of relative salience) is set, per run, to the value that fits best
@@ -435,7 +446,7 @@ class Problem:
         out = {}
         for target in self.targets:
             model = self.simulated(target, runs)
-            if target.kind == "series" and target.political:
+            if target.kind == "series" and target.standardised:
                 standard, _ = self.political_residuals(target, model)
                 share = TRANSCRIBED_WEIGHT if target.transcribed else 1.0
                 out[target.name] = target.weight * share * POLITICAL_SCALE**2 * np.mean(standard**2, axis=1)
@@ -704,7 +715,8 @@ def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in
 
     A political series with a reporting factor is scored as the model times its fitted factor (in ``factor``);
     a one-sided target (``bound``) by its ``coverage``, the share of data years on the side the model must keep
-    to (its MAPE is left empty: the data are a limit, not a value).
+    to (its MAPE is left empty: the data are a limit, not a value), as is the MAPE of data that are zero or
+    negative anywhere (net migration).
     """
     rows = []
     for target in problem.targets:
@@ -725,6 +737,8 @@ def fit_table(problem: Problem, runs: xr.Dataset, run: int = 0, label: str = "in
             if target.bound is not None:
                 inside = m >= d - 1e-12 if target.bound == "lower" else m <= d + 1e-12
                 extra["coverage"] = float(np.mean(inside))
+                stats["MAPE"] = float("nan")
+            elif np.any(d <= 0):  # a share of data that cross zero (a flow) means nothing: RMSE tells the miss
                 stats["MAPE"] = float("nan")
             rows.append({"target": target.name, "series": element, "sample": label, **stats, **extra})
     return pd.DataFrame(rows)
