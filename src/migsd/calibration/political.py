@@ -167,8 +167,12 @@ class PoliticalData:
 
     directory: Path = CALIBRATION_DIR
 
+    def file(self, name: str) -> Path:
+        """Where a data file of this folder lies (a folder cut by ``migsd regions`` has its own)."""
+        return self.directory / "data" / name
+
     def _read(self, name: str) -> pd.DataFrame:
-        path = self.directory / "data" / name
+        path = self.file(name)
         try:
             return pd.read_csv(path)
         except FileNotFoundError as error:
@@ -182,7 +186,7 @@ class PoliticalData:
         return CalibrationData(self.directory).region_names
 
     def path(self, series: str) -> Path:
-        return self.directory / "data" / SERIES[series][0]
+        return self.file(SERIES[series][0])
 
     def citation_key(self, series: str) -> str:
         return SERIES[series][1]
@@ -394,7 +398,7 @@ class PoliticalData:
 
         regions = list(regions)
         name = "wdi_remittances_paid_gulf.csv"
-        path = self.directory / "data" / name
+        path = self.file(name)
         region = self.region_holding(GULF_STATES)
         if region not in regions:
             raise DataError(f"{self.directory / 'regions.csv'}: the Gulf states lie in region {region}, which the "
