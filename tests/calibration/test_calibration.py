@@ -426,3 +426,14 @@ def test_a_flow_on_its_own_values_is_scored_by_its_noise_and_its_negative_data_a
     # a share of data that cross zero means nothing: the fit table leaves the MAPE of a flow empty
     table = fit_table(problem, runs.isel(run=[0]))
     assert table["MAPE"].isna().all() and table["RMSE"].iloc[0] == pytest.approx(1_000_000.0 / math.sqrt(2))
+
+
+def test_the_note_names_the_parameters_the_fit_pushed_to_a_bound_of_their_prior():
+    from migsd.calibration.report import bounds_section
+
+    priors = [Prior("a", 0.0, 10.0, "why a"), Prior("b", 1.0, 2.0, "why b"), Prior("c", -1.0, 1.0, "why c")]
+    text = bounds_section(priors, np.array([9.9, 1.5, -0.97]))
+    assert "2 of 3 fitted values" in text
+    assert "| `a` | 9.9 | upper (0, 10) | why a |" in text and "| `c` | -0.97 | lower (-1, 1) | why c |" in text
+    assert "`b`" not in text
+    assert bounds_section(priors, np.array([5.0, 1.5, 0.0])) == ""

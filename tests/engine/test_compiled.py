@@ -61,17 +61,18 @@ def test_loop_scores_of_the_shipped_model_agree_with_the_numpy_engine(model):
     searched = model.loops(engine="compiled", **options)
     # the loop search of the numpy run starts afresh: both backends' pilots keep the same loops but for ones
     # at the search's cut-off, where rounding in the last digit decides (at calibration v6: 5 of about 545, each
-    # with relative scores under 3e-6)
+    # with relative scores under 3e-6; at v8: 6 of 552, under 3e-7). How many sit at the cut-off depends on
+    # the calibration; that none of them matters is the property, held to 1e-5
     model.__dict__.pop("_loop_sets", None)
     reference = model.loops(engine="numpy", **options)
     found = {name: set(ds["loop_variables"].values.tolist()) for name, ds in (("numpy", reference),
                                                                                 ("compiled", searched))}
     differing = found["numpy"] ^ found["compiled"]
-    assert len(differing) <= 0.01 * len(found["numpy"]), sorted(differing)
+    assert len(differing) <= 0.02 * len(found["numpy"]), sorted(differing)
     for ds in (reference, searched):
         at_cut = ds["relative loop score"].isel(loop=[k for k, text in enumerate(ds["loop_variables"].values)
                                                       if text in differing]).values
-        assert np.nanmax(np.abs(at_cut), initial=0.0) < 1e-3, "a loop the other search drops matters"
+        assert np.nanmax(np.abs(at_cut), initial=0.0) < 1e-5, "a loop the other search drops matters"
     # over the same loops (the numpy search's), the kernel's scores are the numpy module's
     compiled = model.loops(engine="compiled", **options)
     # a loop score multiplies link scores, each dividing two changes over one time step: rounding in the

@@ -188,6 +188,35 @@ width of its declared range, else its largest magnitude), at the best fit and ov
 """
 
 
+#: A fitted value within this share of its prior's width from a bound is reported as at that bound.
+AT_BOUND = 0.02
+
+
+def bounds_section(priors, best: np.ndarray) -> str:
+    """The parameters the fit pushed to a bound of their prior: there the prior, not the data, sets the value,
+    and a structure that needs a value the evidence behind the prior rules out shows itself."""
+    rows = []
+    for prior, value in zip(priors, best):
+        share = (float(value) - prior.lower) / (prior.upper - prior.lower)
+        side = "lower" if share <= AT_BOUND else "upper" if share >= 1 - AT_BOUND else None
+        if side:
+            rows.append(f"| `{prior.name}` | {value:.4g} | {side} ({prior.lower:g}, {prior.upper:g}) | {prior.why} |")
+    if not rows:
+        return ""
+    table = "\n".join(rows)
+    return f"""
+## Parameters at a bound of their prior
+
+{len(rows)} of {len(priors)} fitted values lie within {AT_BOUND:.0%} of their prior's width from a bound. There
+the prior, not the data, sets the value: either the bound is too narrow, or the structure needs a value
+that the evidence behind the bound rules out.
+
+| parameter | best | bound (prior) | why the prior |
+|---|---|---|---|
+{table}
+"""
+
+
 def _period(years: list[int]) -> str:
     return f"{years[0]}-{years[-1]}" if years[-1] > years[0] else str(years[0])
 
@@ -318,7 +347,7 @@ persons a year: a MAPE has no meaning for a flow near zero) and the 2024 foreign
 DESA's 2024 edition (which also revises 1990-2020, so that miss mixes forecast error with the revision).
 
 {summary}
-{_integration_section(integration)}
+{_integration_section(integration)}{bounds_section(settings.priors, fitted.best)}
 ## Figures
 
 {figure_list}
